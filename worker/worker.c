@@ -6,7 +6,12 @@
 
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -14,13 +19,29 @@
 
 #define MAX_LISTENERS 64
 #define ACCEPT_BATCH 16 /* connections taken per readiness event, so one busy listener cannot starve the loop */
+#define IDLE_CLOSE_MS 300 /* a draining worker closes keep-alive connections idle this long */
 #define MAX_REQUEST_BODY (1 << 20) /* bytes h2o buffers; routes apply their own, smaller limits */
 
 sbx_worker_t sbx_worker;
 
 static volatile sig_atomic_t sig_quit, sig_terminate, sig_reopen;
 static h2o_socket_t *listeners[MAX_LISTENERS];
+static int listener_fds[MAX_LISTENERS];
 static size_t nlisteners;
+
+/*
+ * Accepted connections by fd, so that a draining worker can find its idle
+ * keep-alive connections: h2o 2.2.5 leaves them open until their 10 s
+ * timeout, which would hold every reload and stop for that long.
+ */
+typedef struct {
+    h2o_socket_t *sock;
+    size_t bytes_read;   /* at the previous drain check */
+    uint64_t idle_since; /* ms, monotonic; 0 while busy */
+} tracked_t;
+
+static tracked_t *tracked;
+static int ntracked; /* size of tracked[], indexed by fd */
 
 static void
 on_signal(int signo)
@@ -59,17 +80,65 @@ install_signals(const sigset_t *unblock)
 }
 
 static void
+on_conn_close(void *data)
+{
+    int fd = (int)(intptr_t)data;
+
+    if (fd < ntracked)
+        tracked[fd].sock = NULL;
+}
+
+static void
 on_accept(h2o_socket_t *listener, const char *err)
 {
+    int lfd = listener_fds[(size_t)listener->data], fd;
     h2o_socket_t *sock;
 
     if (err != NULL)
         return;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        /* Another worker may have taken the connection first: NULL is normal. */
-        if ((sock = h2o_evloop_socket_accept(listener)) == NULL)
+        /* Another worker may have taken the connection first: EAGAIN is normal. */
+        if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                sbx_log_warn("accept failed", "error=%s", strerror(errno));
             return;
+        }
+        int on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+        sock = h2o_evloop_socket_create(sbx_worker.loop, fd, 0);
+        if (fd < ntracked) {
+            tracked[fd] = (tracked_t){.sock = sock};
+            sock->on_close.cb = on_conn_close;
+            sock->on_close.data = (void *)(intptr_t)fd;
+        }
         h2o_accept(&sbx_worker.accept_ctx, sock);
+    }
+}
+
+/*
+ * Half-closes connections that have sat idle between requests for
+ * IDLE_CLOSE_MS: h2o then reads EOF and closes them through its own path.
+ * A connection in the middle of a request (reading a body, writing a
+ * response) shows progress or pending I/O and is left to finish.
+ */
+static void
+close_idle_connections(void)
+{
+    uint64_t now = sbx_time_mono_ms();
+
+    for (int fd = 0; fd < ntracked; fd++) {
+        tracked_t *t = &tracked[fd];
+        if (t->sock == NULL)
+            continue;
+        bool idle = h2o_socket_is_reading(t->sock) && !h2o_socket_is_writing(t->sock) && t->sock->input->size == 0 &&
+                    t->sock->bytes_read == t->bytes_read;
+        t->bytes_read = t->sock->bytes_read;
+        if (!idle)
+            t->idle_since = 0;
+        else if (t->idle_since == 0)
+            t->idle_since = now;
+        else if (now - t->idle_since >= IDLE_CLOSE_MS)
+            shutdown(fd, SHUT_RD);
     }
 }
 
@@ -112,8 +181,14 @@ setup_h2o(const int *fds, size_t nfds)
     sbx_worker.accept_ctx.hosts = hc->hosts;
     if (nfds > MAX_LISTENERS)
         return SBX_ERROR;
+    struct rlimit rl;
+    ntracked = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1 << 20 ? (int)rl.rlim_cur : 1 << 20;
+    if ((tracked = calloc((size_t)ntracked, sizeof(*tracked))) == NULL)
+        return SBX_ERROR;
     for (size_t i = 0; i < nfds; i++) {
+        listener_fds[i] = fds[i];
         listeners[i] = h2o_evloop_socket_create(sbx_worker.loop, fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        listeners[i]->data = (void *)i;
         h2o_socket_read_start(listeners[i], on_accept);
     }
     nlisteners = nfds;
@@ -146,10 +221,11 @@ sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *
         sbx_log_error("worker cannot start", "slot=%u", slot);
         return 2;
     }
+    sbx_log_info("worker serving", "slot=%u generation=%u listeners=%zu", slot, generation, nfds);
 
     for (;;) {
-        /* A bounded wait, so flags set by a signal between checks are seen within 1 s at worst. */
-        h2o_evloop_run(sbx_worker.loop, 1000);
+        /* A bounded wait, so flags set by a signal between checks are seen within 1 s at worst (100 ms while draining). */
+        h2o_evloop_run(sbx_worker.loop, sbx_worker.draining ? 100 : 1000);
         if (sig_terminate)
             break;
         if (sig_reopen) {
@@ -159,6 +235,7 @@ sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *
         if (sig_quit && !sbx_worker.draining)
             begin_drain();
         if (sbx_worker.draining) {
+            close_idle_connections();
             if (drained())
                 break;
             if (sbx_time_mono_ms() >= sbx_worker.drain_deadline) {
