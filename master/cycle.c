@@ -199,8 +199,8 @@ reap(master_t *m, bool stopping)
         p->delay = (code == 2 || lived < 1000) ? (p->delay ? p->delay * 2 : 250) : 0;
         if (p->delay > RESPAWN_MAX_DELAY)
             p->delay = RESPAWN_MAX_DELAY;
-        sbx_log_error("worker died; respawning", "worker=%d status=%d signal=%d lived_ms=%llu respawn_in_ms=%llu", (int)pid,
-                      code, sig, (unsigned long long)lived, (unsigned long long)p->delay);
+        sbx_log_error("worker died; respawning", "worker=%d status=%d signal=%d lived_ms=%llu respawn_in_ms=%llu", (int)pid, code,
+                      sig, (unsigned long long)lived, (unsigned long long)p->delay);
         sbx_shm_count(m->shm, worker_restarts);
         p->state = PROC_WAITING;
         p->respawn_at = now + p->delay;
@@ -347,8 +347,7 @@ sbx_master_run(const char *conf_file, sbx_conf_t *conf)
         if (!(sig_reload || sig_quit || sig_terminate || sig_reopen || sig_child || sig_alarm))
             sigsuspend(&none);
         /* Take every flag at once: a flag left set would keep sigsuspend() from sleeping. */
-        bool got_child = sig_child, got_term = sig_terminate, got_quit = sig_quit, got_reload = sig_reload,
-             got_reopen = sig_reopen;
+        bool got_child = sig_child, got_term = sig_terminate, got_quit = sig_quit, got_reload = sig_reload, got_reopen = sig_reopen;
         sig_alarm = sig_child = sig_terminate = sig_quit = sig_reload = sig_reopen = 0;
         if (got_child)
             reap(&m, quitting || terminating);

@@ -16,11 +16,12 @@ extern char **environ;
 static void
 usage(FILE *fp)
 {
-    fprintf(fp, "usage: sandboxd [-c FILE] [-t] [-s reload|quit|stop|reopen] [-v]\n"
-                "  -c FILE  configuration file (default %s/sandboxd.yaml)\n"
-                "  -t       test the configuration and exit (0 valid, 1 invalid)\n"
-                "  -s SIG   signal the running master (through its pid file) and exit\n"
-                "  -v       print the version and exit\n",
+    fprintf(fp,
+            "usage: sandboxd [-c FILE] [-t] [-s reload|quit|stop|reopen] [-v]\n"
+            "  -c FILE  configuration file (default %s/sandboxd.yaml)\n"
+            "  -t       test the configuration and exit (0 valid, 1 invalid)\n"
+            "  -s SIG   signal the running master (through its pid file) and exit\n"
+            "  -v       print the version and exit\n",
             SBX_SYSCONFDIR);
 }
 

@@ -299,8 +299,7 @@ set_listen(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
     for (size_t i = 0; i < n; i++) {
         yaml_node_t *at = item != NULL ? yaml_document_get_node(c->doc, item[i]) : node;
         if (sbx_parse_listen(items[i], &c->conf->listen[i]) != SBX_OK) {
-            node_error(c, at, "%s: \"%s\" is not host:port with a numeric IPv4/IPv6 host and a port 1..65535", k->path,
-                       items[i]);
+            node_error(c, at, "%s: \"%s\" is not host:port with a numeric IPv4/IPv6 host and a port 1..65535", k->path, items[i]);
             rc = SBX_ERROR;
         }
         for (size_t j = 0; rc == SBX_OK && j < i; j++) {
@@ -481,8 +480,7 @@ set_defaults(sbx_conf_t *conf)
     conf->container_nofile = 256;
     conf->container_fsize = 64 << 20;
     conf->pool_size = 0;
-    return conf->pid_file && conf->host_id && conf->redis_url && conf->docker_socket && conf->docker_runtime &&
-                   conf->docker_image
+    return conf->pid_file && conf->host_id && conf->redis_url && conf->docker_socket && conf->docker_runtime && conf->docker_image
                ? SBX_OK
                : SBX_ERROR;
 }
@@ -501,8 +499,8 @@ parse_file(ctx_t *c, FILE *fp)
     yaml_parser_set_input_file(&parser, fp);
     if (!yaml_parser_load(&parser, &doc)) {
         conf_add_error(c, parser.problem_mark.line + 1, parser.problem_mark.column + 1, "%s%s%s",
-                  parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
-                  parser.context ? parser.context : "");
+                       parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                       parser.context ? parser.context : "");
         yaml_parser_delete(&parser);
         return;
     }

@@ -32,14 +32,14 @@ typedef struct sbx_environment_s {
     char *name;
     char *image;
     char *description;
-    char *category; /* shell, runtime, vcs */
-    char *runtime;  /* NULL: docker.runtime */
-    char *user;     /* NULL: the image's user */
-    char *workdir;  /* NULL: the image's working dir */
+    char *category;           /* shell, runtime, vcs */
+    char *runtime;            /* NULL: docker.runtime */
+    char *user;               /* NULL: the image's user */
+    char *workdir;            /* NULL: the image's working dir */
     uint64_t default_timeout; /* ms; 0: sessions.max_lifetime */
-    char **init;    /* defaultInitCommands */
+    char **init;              /* defaultInitCommands */
     size_t ninit;
-    char **env;     /* "NAME=value" */
+    char **env; /* "NAME=value" */
     size_t nenv;
 } sbx_environment_t;
 
@@ -109,11 +109,11 @@ void sbx_conf_free(sbx_conf_t *conf);
 const sbx_environment_t *sbx_conf_environment(const sbx_conf_t *conf, const char *name);
 
 /* Pure value parsers, shared with the environment overrides and the unit tests. */
-int sbx_parse_duration(const char *s, uint64_t *ms);   /* "300" (s), "30s", "5m", "1h", "250ms" */
-int sbx_parse_size(const char *s, uint64_t *bytes);    /* "1024", "64k", "128m", "1g" */
-int sbx_parse_bool(const char *s, bool *v);            /* true/false/yes/no/on/off/1/0 */
-int sbx_parse_listen(const char *s, sbx_listen_t *l);  /* "host:port", "[v6]:port", "port" */
-int sbx_parse_cidr(const char *s, sbx_cidr_t *c);      /* "10.0.0.0/8", "::1", "127.0.0.1" */
+int sbx_parse_duration(const char *s, uint64_t *ms);  /* "300" (s), "30s", "5m", "1h", "250ms" */
+int sbx_parse_size(const char *s, uint64_t *bytes);   /* "1024", "64k", "128m", "1g" */
+int sbx_parse_bool(const char *s, bool *v);           /* true/false/yes/no/on/off/1/0 */
+int sbx_parse_listen(const char *s, sbx_listen_t *l); /* "host:port", "[v6]:port", "port" */
+int sbx_parse_cidr(const char *s, sbx_cidr_t *c);     /* "10.0.0.0/8", "::1", "127.0.0.1" */
 /* True when the address (AF_INET/AF_INET6 sockaddr, v4-mapped v6 included) lies in cidr. */
 bool sbx_cidr_match(const sbx_cidr_t *cidr, const struct sockaddr *sa);
 

@@ -18,8 +18,8 @@
 #include "worker.h"
 
 #define MAX_LISTENERS 64
-#define ACCEPT_BATCH 16 /* connections taken per readiness event, so one busy listener cannot starve the loop */
-#define IDLE_CLOSE_MS 300 /* a draining worker closes keep-alive connections idle this long */
+#define ACCEPT_BATCH 16            /* connections taken per readiness event, so one busy listener cannot starve the loop */
+#define IDLE_CLOSE_MS 300          /* a draining worker closes keep-alive connections idle this long */
 #define MAX_REQUEST_BODY (1 << 20) /* bytes h2o buffers; routes apply their own, smaller limits */
 
 sbx_worker_t sbx_worker;

@@ -15,7 +15,7 @@ static int tap_n, tap_failed;
         printf("\n");                                                                                                              \
         if (!ok_) {                                                                                                                \
             tap_failed++;                                                                                                          \
-            printf("#   failed at %s:%d\n", __FILE__, __LINE__);                                                               \
+            printf("#   failed at %s:%d\n", __FILE__, __LINE__);                                                                   \
         }                                                                                                                          \
     } while (0)
 
