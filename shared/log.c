@@ -157,7 +157,7 @@ put_fields(char *buf, size_t *pos, size_t cap, const char *fmt, va_list ap)
 
     while (*fmt != '\0') {
         const char *key = fmt, *eq = strchr(fmt, '=');
-        int lcount = 0, z = 0;
+        int lcount = 0, z = 0, prec = -1;
 
         if (eq == NULL || eq[1] != '%')
             return; /* malformed format: a programming error; keep what we have */
@@ -165,6 +165,9 @@ put_fields(char *buf, size_t *pos, size_t cap, const char *fmt, va_list ap)
         put(buf, pos, cap, key, (size_t)(eq - key));
         put(buf, pos, cap, "\":", 2);
         fmt = eq + 2;
+        if (*fmt == '.') /* %.Ns: at most N bytes of the string */
+            for (prec = 0, fmt++; *fmt >= '0' && *fmt <= '9'; fmt++)
+                prec = prec * 10 + (*fmt - '0');
         while (*fmt == 'l')
             lcount++, fmt++;
         if (*fmt == 'z')
@@ -200,6 +203,11 @@ put_fields(char *buf, size_t *pos, size_t cap, const char *fmt, va_list ap)
             if (s == NULL) {
                 put(buf, pos, cap, "null", 4);
             } else {
+                char cut[256];
+                if (prec >= 0) {
+                    snprintf(cut, sizeof(cut), "%.*s", prec < (int)sizeof(cut) ? prec : (int)sizeof(cut) - 1, s);
+                    s = cut;
+                }
                 put(buf, pos, cap, "\"", 1);
                 sbx_json_escape(buf, pos, cap, s);
                 put(buf, pos, cap, "\"", 1);

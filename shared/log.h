@@ -7,7 +7,7 @@
  *       "msg":"worker exited","child":42,"status":0}
  *
  * The fields format is a space-separated list of key=%conv, where conv is
- * one of d i u ld lu lld llu zu f s; %s values are JSON-escaped strings
+ * one of d i u ld lu lld llu zu f s .Ns; %s values are JSON-escaped strings
  * (NULL prints null), the others are JSON numbers. Callable from any
  * process; not from a signal handler.
  */

@@ -6,12 +6,14 @@
 #include <sys/mman.h>
 
 #include "log.h"
+#include "sessions.h"
 #include "shm.h"
 
 sbx_shm_t *
 sbx_shm_create(uint32_t capacity)
 {
-    size_t size = sizeof(sbx_shm_t);
+    uint32_t ip_capacity;
+    size_t size = sizeof(sbx_shm_t) + sbx_sessions_size(capacity, &ip_capacity);
     pthread_mutexattr_t attr;
     sbx_shm_t *shm;
     int rc;
@@ -23,6 +25,7 @@ sbx_shm_create(uint32_t capacity)
     }
     shm->magic = SBX_SHM_MAGIC;
     shm->capacity = capacity;
+    shm->ip_capacity = ip_capacity;
     shm->size = size;
     shm->started_wall_ms = sbx_time_wall_ms();
     pthread_mutexattr_init(&attr);

@@ -33,13 +33,24 @@ typedef struct sbx_shm_stats_s {
 
 typedef struct sbx_shm_s {
     uint32_t magic;
-    uint32_t capacity; /* session slots */
-    size_t size;       /* bytes mapped */
+    uint32_t capacity;    /* session slots */
+    uint32_t ip_capacity; /* per-IP admission entries */
+    size_t size;          /* bytes mapped */
     pthread_mutex_t lock;
     uint64_t started_wall_ms; /* when the first master created the zone */
-    uint32_t live_sessions;   /* sessions with a container on this host */
+    uint32_t live_sessions;   /* sessions with a running container on this host */
+    struct {
+        int32_t pid;    /* the worker that runs housekeeping (reaping); 0: nobody */
+        uint64_t until; /* ms, monotonic: the lease lapses unless renewed by then */
+    } lease;
+    struct {
+        int32_t ok;         /* the last call to Docker got an answer */
+        int32_t runtime_ok; /* the configured runtime is registered in the engine */
+        uint64_t checked;   /* ms, wall clock */
+        char error[160];    /* why Docker is failing; under the lock */
+    } docker;
     sbx_shm_stats_t stats;
-    /* Session and per-IP tables follow the header (see sessions issue). */
+    /* The session and per-IP tables follow the header: see sessions.h. */
 } sbx_shm_t;
 
 /*

@@ -92,6 +92,7 @@ sbx_reply_json(h2o_req_t *req, int status, json_t *body)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     sbx_reply_cors(req);
+    req->res.content_length = len; /* h2o_send_inline alone would chunk it */
     h2o_send_inline(req, buf, len);
     return 0;
 }

@@ -155,7 +155,7 @@ stop_accepting(void)
 static bool
 drained(void)
 {
-    return h2o_linklist_is_empty(&sbx_worker.ctx.http1._conns);
+    return h2o_linklist_is_empty(&sbx_worker.ctx.http1._conns) && sbx_worker.inflight == 0;
 }
 
 static int
@@ -201,6 +201,7 @@ begin_drain(void)
     sbx_worker.draining = true;
     sbx_worker.drain_deadline = sbx_time_mono_ms() + sbx_worker.conf->drain_timeout;
     stop_accepting();
+    sbx_housekeeping_stop();
     /* Idle keep-alive connections close now; busy ones after their response. */
     h2o_context_request_shutdown(&sbx_worker.ctx);
     sbx_log_info("worker draining", "generation=%u", sbx_worker.generation);
@@ -221,6 +222,7 @@ sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *
         sbx_log_error("worker cannot start", "slot=%u", slot);
         return 2;
     }
+    sbx_housekeeping_start();
     sbx_log_info("worker serving", "slot=%u generation=%u listeners=%zu", slot, generation, nfds);
 
     for (;;) {

@@ -22,6 +22,7 @@ typedef struct sbx_worker_s {
     h2o_accept_ctx_t accept_ctx;
     unsigned slot, generation;
     bool draining;
+    unsigned inflight;       /* asynchronous operations (Docker calls for a request) still running */
     uint64_t drain_deadline; /* ms, monotonic */
 } sbx_worker_t;
 
@@ -42,5 +43,15 @@ int sbx_router_on_req(h2o_handler_t *self, h2o_req_t *req);
 
 /* health.c: GET /health. */
 int sbx_health_get(h2o_req_t *req);
+
+/* api_sessions.c: the toolkata session API under /api/v1. */
+int sbx_api_sessions_create(h2o_req_t *req);
+int sbx_api_sessions_get(h2o_req_t *req, const char *id);
+int sbx_api_sessions_delete(h2o_req_t *req, const char *id, bool from_beacon);
+int sbx_api_environments(h2o_req_t *req);
+
+/* housekeeping.c: reaping under the shared lease; started once per worker. */
+void sbx_housekeeping_start(void);
+void sbx_housekeeping_stop(void);
 
 #endif

@@ -1,0 +1,77 @@
+/*
+ * The session and per-IP tables in the shared zone (see shm.h for the lock
+ * discipline: every *_locked function expects sbx_shm_lock() held). They
+ * hold this host's live sessions and the per-IP admission state, so that
+ * any worker can serve any session and limits are exact across workers.
+ */
+#ifndef SBX_SESSIONS_H
+#define SBX_SESSIONS_H
+
+#include <stdint.h>
+
+#include "shm.h"
+
+#define SBX_SESSION_ID_LEN 22 /* 128 random bits, base64url without padding */
+#define SBX_HOURLY_MAX 128    /* most creations per IP per hour a zone can count exactly */
+
+enum { SBX_SESSION_FREE = 0, SBX_SESSION_CREATING, SBX_SESSION_RUNNING, SBX_SESSION_DELETING };
+
+typedef struct sbx_session_s {
+    uint8_t state;
+    char id[SBX_SESSION_ID_LEN + 1];
+    char container[72];
+    char ip[48];
+    char environment[48];
+    char tool_pair[64];
+    uint64_t created;     /* ms, wall clock */
+    uint64_t expires;     /* ms, wall clock: created + lifetime; never extended */
+    uint64_t last_active; /* ms, wall clock; written without the lock (aligned 64-bit store) */
+    uint64_t state_since; /* ms, wall clock */
+    int32_t owner;        /* pid of the worker creating or deleting it */
+    char init[2048];      /* init commands, one per line, run silently before the first prompt */
+} sbx_session_t;
+
+typedef struct sbx_ipent_s {
+    char ip[48]; /* "" = unused */
+    uint32_t active;
+    uint32_t head, count;            /* ring of creation times */
+    uint32_t stamps[SBX_HOURLY_MAX]; /* seconds since the zone's epoch */
+} sbx_ipent_t;
+
+typedef struct sbx_limits_s {
+    unsigned capacity;
+    unsigned max_per_ip;
+    unsigned per_ip_per_hour;
+} sbx_limits_t;
+
+/* Admission refusals (negative, beside the slot index that success returns). */
+#define SBX_DENY_CONCURRENT -10
+#define SBX_DENY_HOURLY -11
+#define SBX_DENY_CAPACITY -12
+
+/* Bytes of tables a zone of capacity sessions needs, after its header. */
+size_t sbx_sessions_size(uint32_t capacity, uint32_t *ip_capacity);
+
+sbx_session_t *sbx_sessions_slot(sbx_shm_t *shm, int index);
+
+/*
+ * Admits a new session for ip at now (ms, wall) under lim: on success
+ * reserves a slot in state CREATING (id, environment and tool pair still
+ * to be filled by the caller), counts it against ip, and returns its index.
+ * Otherwise returns an SBX_DENY_* code and sets *retry_after (seconds).
+ */
+int sbx_sessions_admit_locked(sbx_shm_t *shm, const sbx_limits_t *lim, const char *ip, uint64_t now, unsigned *retry_after);
+/* Records the container of a CREATING slot and makes it RUNNING (a live sandbox). */
+void sbx_sessions_set_running_locked(sbx_shm_t *shm, int index, const char *container, uint64_t now);
+/* Frees slot index and gives its IP's concurrency back. */
+void sbx_sessions_release_locked(sbx_shm_t *shm, int index);
+/* Index of the live slot with this id, or -1. */
+int sbx_sessions_find_locked(sbx_shm_t *shm, const char *id);
+/* Sessions in any state but FREE. */
+unsigned sbx_sessions_count_locked(sbx_shm_t *shm);
+
+/* Convenience wrappers that take and release the lock. */
+int sbx_sessions_find(sbx_shm_t *shm, const char *id, sbx_session_t *copy);
+void sbx_sessions_touch(sbx_shm_t *shm, int index, uint64_t now);
+
+#endif

@@ -1,0 +1,80 @@
+/* The create body of a sandbox container: every isolation setting in one place. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "container.h"
+
+#define SANDBOX_UID "1000"
+#define SANDBOX_HOME "/home/sandbox"
+
+const char *
+sbx_container_runtime(const sbx_conf_t *conf, const sbx_environment_t *env)
+{
+    return env->runtime != NULL ? env->runtime : conf->docker_runtime;
+}
+
+long
+sbx_container_host_pids(const char *runtime, unsigned pids)
+{
+    /*
+     * Measured with this runsc (ptrace platform, cgroup v1): an idle
+     * sandbox holds GVISOR_BASE host threads and each process inside adds
+     * up to GVISOR_PER_PROCESS. The inner RLIMIT_NPROC (see Ulimits) is
+     * what stops a fork bomb; this outer limit only has to sit above it.
+     */
+    enum { GVISOR_BASE = 64, GVISOR_PER_PROCESS = 10, RUNC_SLACK = 8 };
+
+    if (strncmp(runtime, "runsc", 5) == 0)
+        return GVISOR_BASE + (long)GVISOR_PER_PROCESS * pids;
+    return (long)pids + RUNC_SLACK;
+}
+
+static json_t *
+ulimit(const char *name, json_int_t value)
+{
+    return json_pack("{s:s, s:I, s:I}", "Name", name, "Soft", value, "Hard", value);
+}
+
+json_t *
+sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const char *id, const char *kind, uint64_t created_ms)
+{
+    const char *runtime = sbx_container_runtime(conf, env);
+    char created[24], tmpfs[128], home[160];
+    json_t *envv = json_array(), *labels, *host, *ulimits;
+
+    snprintf(created, sizeof(created), "%llu", (unsigned long long)created_ms);
+    snprintf(tmpfs, sizeof(tmpfs), "rw,exec,nosuid,nodev,size=%llu", (unsigned long long)conf->container_tmpfs);
+    /* The home directory is owned by the sandbox user: a fresh tmpfs is root's and would be read-only to it. */
+    snprintf(home, sizeof(home), "rw,exec,nosuid,nodev,size=%llu,mode=0755,uid=" SANDBOX_UID ",gid=" SANDBOX_UID,
+             (unsigned long long)conf->container_tmpfs);
+
+    json_array_append_new(envv, json_string("TERM=xterm-256color"));
+    json_array_append_new(envv, json_string("HOME=" SANDBOX_HOME));
+    for (size_t i = 0; i < env->nenv; i++)
+        json_array_append_new(envv, json_string(env->env[i]));
+
+    labels = json_pack("{s:s, s:s, s:s, s:s, s:s}", "sandboxd.session", id, "sandboxd.host", conf->host_id, "sandboxd.created",
+                       created, "sandboxd.environment", env->name, "sandboxd.kind", kind);
+
+    ulimits = json_array();
+    json_array_append_new(ulimits, ulimit("nofile", conf->container_nofile));
+    json_array_append_new(ulimits, ulimit("fsize", (json_int_t)conf->container_fsize));
+    /* Counted per user inside the sandbox: what makes a fork bomb fail with EAGAIN. */
+    json_array_append_new(ulimits, ulimit("nproc", conf->container_pids));
+
+    host = json_pack("{s:s, s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:o, s:{s:s, s:s}, s:{s:s}, s:{s:s}, s:I, s:b}", "Runtime",
+                     runtime, "NetworkMode", "none", "ReadonlyRootfs", 1, "CapDrop", "ALL", "SecurityOpt", "no-new-privileges",
+                     "Memory", (json_int_t)conf->container_memory, "MemorySwap", (json_int_t)conf->container_memory, "NanoCpus",
+                     (json_int_t)(conf->container_cpus * 1e9), "PidsLimit",
+                     (json_int_t)sbx_container_host_pids(runtime, conf->container_pids), "Ulimits", ulimits, "Tmpfs", "/tmp", tmpfs,
+                     SANDBOX_HOME, home, "RestartPolicy", "Name", "no",
+                     /* Output goes to the terminal, never to disk: a `yes` flood must not fill the host's logs. */
+                     "LogConfig", "Type", "none", "OomScoreAdj", (json_int_t)500, "Init", 0);
+
+    return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:o}", "Image", env->image, "User",
+                     env->user != NULL ? env->user : SANDBOX_UID ":" SANDBOX_UID, "WorkingDir",
+                     env->workdir != NULL ? env->workdir : SANDBOX_HOME, "Tty", 1, "OpenStdin", 1, "StdinOnce", 0, "AttachStdin", 1,
+                     "AttachStdout", 1, "AttachStderr", 1, "NetworkDisabled", 1, "Env", envv, "Labels", labels, "HostConfig", host);
+}

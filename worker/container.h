@@ -1,0 +1,31 @@
+/*
+ * What a sandbox container is: the Engine API create body with every
+ * hardening setting (DESIGN.md section 6), built from the config and the
+ * session's environment. Pure: no I/O, so it is unit-tested directly.
+ */
+#ifndef SBX_CONTAINER_H
+#define SBX_CONTAINER_H
+
+#include <jansson.h>
+
+#include "conf.h"
+
+/*
+ * Returns a new create body (the caller owns it) for a container of
+ * environment env labelled for session id, created at created_ms (wall).
+ * kind is "session" or "execute" (the label that says what it serves).
+ */
+json_t *sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const char *id, const char *kind,
+                           uint64_t created_ms);
+
+/* The runtime a container of env runs under. */
+const char *sbx_container_runtime(const sbx_conf_t *conf, const sbx_environment_t *env);
+
+/*
+ * The host PidsLimit that lets `pids` processes run inside a sandbox of
+ * runtime: under gVisor the host cgroup also counts the sandbox kernel's
+ * own threads (NOTES.md), so the limit must include them.
+ */
+long sbx_container_host_pids(const char *runtime, unsigned pids);
+
+#endif
