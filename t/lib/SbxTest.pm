@@ -56,6 +56,9 @@ sub new {
         workers => $a{workers} // 2,
         env     => $a{env} // {},
     }, $class;
+    # Each server reaps only containers labelled with its own host_id: unique per
+    # instance, so parallel tests never remove each other's sandboxes.
+    $self->{host_id} = $a{host_id} // "t$$-$self->{port}";
     $self->{conf} = "$self->{dir}/sandboxd.yaml";
     $self->{log}  = "$self->{dir}/sandboxd.log";
     $self->write_conf($a{yaml} // '', $a{listen});
@@ -72,6 +75,7 @@ sub write_conf {
     print $fh "listen: [" . join(', ', @$listen) . "]\n";
     print $fh "workers: $self->{workers}\n" unless $extra =~ /^workers:/m;
     print $fh "pid_file: $self->{dir}/sandboxd.pid\n";
+    print $fh "host_id: $self->{host_id}\n" unless $extra =~ /^host_id:/m;
     print $fh "log: {level: info}\n" unless $extra =~ /^log:/m;
     print $fh $extra;
     close $fh;
@@ -156,6 +160,24 @@ sub check_log_clean {
     ok(!@bad, 'server log shows no crash or sanitizer report') or diag join("\n", @bad[0 .. ($#bad < 5 ? $#bad : 5)]);
 }
 
-sub DESTROY { my $self = shift; local $?; $self->stop if $self->{pid} }
+# Ids of this instance's containers (all states), by its host label.
+sub containers {
+    my ($self) = @_;
+    my @ids = split ' ', `docker ps -aq --filter label=sandboxd.host=$self->{host_id} 2>/dev/null`;
+    return @ids;
+}
+
+sub remove_containers {
+    my ($self) = @_;
+    my @ids = $self->containers;
+    system("docker rm -f @ids >/dev/null 2>&1") if @ids;
+}
+
+sub DESTROY {
+    my $self = shift;
+    local $?;
+    $self->stop if $self->{pid};
+    $self->remove_containers if $self->{host_id} && !$self->{keep_containers};
+}
 
 1;
