@@ -335,7 +335,7 @@ sbx_master_run(const char *conf_file, sbx_conf_t *conf)
         sbx_listen_open(conf, NULL, 0, m.listeners) != SBX_OK)
         return 1;
     m.nlisteners = conf->nlisten;
-    if ((m.shm = sbx_shm_create(conf->capacity)) == NULL)
+    if ((m.shm = sbx_shm_create(conf->capacity, (uint32_t)conf->ws_replay)) == NULL)
         return 1;
     if (write_pid_file(conf->pid_file) != SBX_OK)
         return 1;

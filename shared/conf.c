@@ -372,6 +372,7 @@ static const conf_key_t keys[] = {
     {"sessions.capacity", set_uint, OFF(capacity), 1, 1000000},
     {"terminal.max_message_size", set_size, OFF(ws_max_message), 16, 16 << 20},
     {"terminal.ping_interval", set_duration, OFF(ws_ping_interval), 1000, 20000},
+    {"terminal.replay_size", set_size, OFF(ws_replay), 1024, 1 << 20},
     {"container.memory", set_size, OFF(container_memory), 6 << 20, 64ULL << 30},
     {"container.cpus", set_cpus, OFF(container_cpus), 0, 0},
     {"container.pids", set_uint, OFF(container_pids), 8, 100000},
@@ -473,6 +474,7 @@ set_defaults(sbx_conf_t *conf)
     conf->capacity = 64;
     conf->ws_max_message = 1024;
     conf->ws_ping_interval = 20000;
+    conf->ws_replay = 16 << 10;
     conf->container_memory = 128 << 20;
     conf->container_cpus = 0.5;
     conf->container_pids = 50;

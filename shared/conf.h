@@ -78,6 +78,7 @@ typedef struct sbx_conf_s {
 
     uint64_t ws_max_message; /* bytes */
     uint64_t ws_ping_interval;
+    uint64_t ws_replay; /* bytes of output kept per session for repaint on reconnect */
 
     uint64_t container_memory; /* bytes */
     double container_cpus;

@@ -11,6 +11,7 @@
 
 #include "sbx.h"
 #include "log.h"
+#include "utf8.h"
 
 static int log_fd = 2;
 static int log_level = SBX_LOG_INFO;
@@ -93,34 +94,6 @@ put(char *buf, size_t *pos, size_t cap, const char *s, size_t n)
     *pos += n;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 if it is not one. */
-static size_t
-utf8_len(const unsigned char *s)
-{
-    size_t n;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if ((s[0] & 0xe0) == 0xc0)
-        n = 2, cp = s[0] & 0x1f;
-    else if ((s[0] & 0xf0) == 0xe0)
-        n = 3, cp = s[0] & 0x0f;
-    else if ((s[0] & 0xf8) == 0xf0)
-        n = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 void
 sbx_json_escape(char *buf, size_t *pos, size_t cap, const char *s)
 {
@@ -137,7 +110,7 @@ sbx_json_escape(char *buf, size_t *pos, size_t cap, const char *s)
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
             put(buf, pos, cap, esc, 6);
             p++;
-        } else if ((n = utf8_len(p)) == 0) {
+        } else if ((n = sbx_utf8_seq_len(p, strnlen((const char *)p, 4))) == 0) {
             /* Not UTF-8: show the byte as U+FFFD's neighbour, \u00XX, so the line stays valid JSON. */
             snprintf(esc, sizeof(esc), "\\u%04x", *p);
             put(buf, pos, cap, esc, 6);

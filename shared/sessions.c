@@ -10,14 +10,14 @@
 #define HOUR 3600 /* s */
 
 size_t
-sbx_sessions_size(uint32_t capacity, uint32_t *ip_capacity)
+sbx_sessions_size(uint32_t capacity, uint32_t replay, uint32_t *ip_capacity)
 {
     /* IPs are remembered for an hour after their sessions end, so keep room for many more IPs than sessions. */
     uint32_t ips = capacity * 16 < 1024 ? 1024 : capacity * 16;
 
     if (ip_capacity != NULL)
         *ip_capacity = ips;
-    return (size_t)capacity * sizeof(sbx_session_t) + (size_t)ips * sizeof(sbx_ipent_t);
+    return (size_t)capacity * sizeof(sbx_session_t) + (size_t)ips * sizeof(sbx_ipent_t) + (size_t)capacity * replay;
 }
 
 static sbx_session_t *
@@ -30,6 +30,12 @@ static sbx_ipent_t *
 ips(sbx_shm_t *shm)
 {
     return (sbx_ipent_t *)(sessions(shm) + shm->capacity);
+}
+
+char *
+sbx_sessions_replay(sbx_shm_t *shm, int index)
+{
+    return (char *)(ips(shm) + shm->ip_capacity) + (size_t)index * shm->replay_size;
 }
 
 sbx_session_t *

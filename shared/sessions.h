@@ -29,6 +29,14 @@ typedef struct sbx_session_s {
     uint64_t state_since; /* ms, wall clock */
     int32_t owner;        /* pid of the worker creating or deleting it */
     char init[2048];      /* init commands, one per line, run silently before the first prompt */
+    uint8_t init_done;    /* the init commands have run (on the first terminal) */
+    /* Terminal state, written only by the terminal holding terminal_gen (no lock; see terminal.h). */
+    uint32_t terminal_gen;  /* bumped by each new terminal: the one before sees it and closes */
+    int32_t terminal_pid;   /* the worker holding the terminal; 0: none */
+    uint32_t replay_head;   /* next write offset in the session's replay ring */
+    uint32_t replay_len;    /* bytes held, at most the ring's size */
+    double cmd_tokens;      /* commands-per-minute bucket */
+    uint64_t cmd_refill;    /* ms, monotonic, of the bucket's last refill */
 } sbx_session_t;
 
 typedef struct sbx_ipent_s {
@@ -49,8 +57,10 @@ typedef struct sbx_limits_s {
 #define SBX_DENY_HOURLY -11
 #define SBX_DENY_CAPACITY -12
 
-/* Bytes of tables a zone of capacity sessions needs, after its header. */
-size_t sbx_sessions_size(uint32_t capacity, uint32_t *ip_capacity);
+/* Bytes of tables a zone of capacity sessions (replay rings of replay bytes each) needs, after its header. */
+size_t sbx_sessions_size(uint32_t capacity, uint32_t replay, uint32_t *ip_capacity);
+/* The replay ring of slot index: shm->replay_size bytes of recent terminal output. */
+char *sbx_sessions_replay(sbx_shm_t *shm, int index);
 
 sbx_session_t *sbx_sessions_slot(sbx_shm_t *shm, int index);
 

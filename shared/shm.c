@@ -10,10 +10,10 @@
 #include "shm.h"
 
 sbx_shm_t *
-sbx_shm_create(uint32_t capacity)
+sbx_shm_create(uint32_t capacity, uint32_t replay_size)
 {
     uint32_t ip_capacity;
-    size_t size = sizeof(sbx_shm_t) + sbx_sessions_size(capacity, &ip_capacity);
+    size_t size = sizeof(sbx_shm_t) + sbx_sessions_size(capacity, replay_size, &ip_capacity);
     pthread_mutexattr_t attr;
     sbx_shm_t *shm;
     int rc;
@@ -26,6 +26,7 @@ sbx_shm_create(uint32_t capacity)
     shm->magic = SBX_SHM_MAGIC;
     shm->capacity = capacity;
     shm->ip_capacity = ip_capacity;
+    shm->replay_size = replay_size;
     shm->size = size;
     shm->started_wall_ms = sbx_time_wall_ms();
     pthread_mutexattr_init(&attr);

@@ -35,6 +35,7 @@ typedef struct sbx_shm_s {
     uint32_t magic;
     uint32_t capacity;    /* session slots */
     uint32_t ip_capacity; /* per-IP admission entries */
+    uint32_t replay_size; /* bytes of terminal output kept per session for repaint on reconnect */
     size_t size;          /* bytes mapped */
     pthread_mutex_t lock;
     uint64_t started_wall_ms; /* when the first master created the zone */
@@ -57,7 +58,7 @@ typedef struct sbx_shm_s {
  * Maps a new anonymous shared zone sized for capacity sessions. Called by
  * the master only, before any fork. Returns NULL and logs on failure.
  */
-sbx_shm_t *sbx_shm_create(uint32_t capacity);
+sbx_shm_t *sbx_shm_create(uint32_t capacity, uint32_t replay_size);
 /* Unmaps the zone (master at exit; children just exit). */
 void sbx_shm_destroy(sbx_shm_t *shm);
 

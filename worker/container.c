@@ -52,6 +52,8 @@ sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const c
 
     json_array_append_new(envv, json_string("TERM=xterm-256color"));
     json_array_append_new(envv, json_string("HOME=" SANDBOX_HOME));
+    /* Lines the terminal types on the user's behalf start with a space: keep them out of history. */
+    json_array_append_new(envv, json_string("HISTCONTROL=ignorespace"));
     for (size_t i = 0; i < env->nenv; i++)
         json_array_append_new(envv, json_string(env->env[i]));
 

@@ -8,6 +8,7 @@
  *   GET  /api/v1/sessions/:id            api_sessions.c
  *   DELETE /api/v1/sessions/:id          api_sessions.c
  *   POST /api/v1/sessions/:id/destroy    api_sessions.c (navigator.sendBeacon)
+ *   GET  /api/v1/sessions/:id/ws         terminal.c (WebSocket; term_input.c, term_output.c)
  *   OPTIONS *                            reply.c (CORS preflight)
  */
 #include "config.h"
@@ -53,6 +54,11 @@ session_route(h2o_req_t *req, const char *rest, size_t len)
         if (is(req->method, "DELETE"))
             return sbx_api_sessions_delete(req, id, false);
         return wrong_method(req, "GET, DELETE");
+    }
+    if (is(action, "/ws")) {
+        if (is(req->method, "GET"))
+            return sbx_terminal_open(req, id);
+        return wrong_method(req, "GET");
     }
     if (is(action, "/destroy")) {
         if (is(req->method, "POST"))

@@ -155,7 +155,7 @@ stop_accepting(void)
 static bool
 drained(void)
 {
-    return h2o_linklist_is_empty(&sbx_worker.ctx.http1._conns) && sbx_worker.inflight == 0;
+    return h2o_linklist_is_empty(&sbx_worker.ctx.http1._conns) && sbx_worker.inflight == 0 && sbx_worker.terminals == 0;
 }
 
 static int
@@ -240,8 +240,9 @@ sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *
             close_idle_connections();
             if (drained())
                 break;
-            if (sbx_time_mono_ms() >= sbx_worker.drain_deadline) {
-                sbx_log_warn("drain timeout: closing what is left", NULL);
+            /* Past the deadline terminals close themselves (1001); give their close frames a moment. */
+            if (sbx_time_mono_ms() >= sbx_worker.drain_deadline + 3000) {
+                sbx_log_warn("drain timeout: closing what is left", "terminals=%u", sbx_worker.terminals);
                 break;
             }
         }

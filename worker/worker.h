@@ -23,6 +23,7 @@ typedef struct sbx_worker_s {
     unsigned slot, generation;
     bool draining;
     unsigned inflight;       /* asynchronous operations (Docker calls for a request) still running */
+    unsigned terminals;      /* live WebSocket terminals */
     uint64_t drain_deadline; /* ms, monotonic */
 } sbx_worker_t;
 
@@ -49,6 +50,9 @@ int sbx_api_sessions_create(h2o_req_t *req);
 int sbx_api_sessions_get(h2o_req_t *req, const char *id);
 int sbx_api_sessions_delete(h2o_req_t *req, const char *id, bool from_beacon);
 int sbx_api_environments(h2o_req_t *req);
+
+/* terminal.c: GET /api/v1/sessions/:id/ws, the WebSocket terminal. */
+int sbx_terminal_open(h2o_req_t *req, const char *id);
 
 /* housekeeping.c: reaping under the shared lease; started once per worker. */
 void sbx_housekeeping_start(void);

@@ -67,9 +67,9 @@ main(void)
            "an environment's own runtime wins");
     is_str(json_string_value(json_object_get(spec, "User")), "sandbox", "an environment's user");
     is_str(json_string_value(json_object_get(spec, "WorkingDir")), "/work", "an environment's working dir");
-    ok(json_array_size(json_object_get(spec, "Env")) == 3 &&
-           strcmp(json_string_value(json_array_get(json_object_get(spec, "Env"), 2)), "A=1") == 0,
-       "an environment's variables follow TERM and HOME");
+    ok(json_array_size(json_object_get(spec, "Env")) == 4 &&
+           strcmp(json_string_value(json_array_get(json_object_get(spec, "Env"), 3)), "A=1") == 0,
+       "an environment's variables follow TERM, HOME and HISTCONTROL");
     json_decref(spec);
     sbx_conf_free(conf);
     return done_testing();

@@ -21,7 +21,7 @@ admit(sbx_shm_t *shm, const sbx_limits_t *lim, const char *ip, uint64_t now, uns
 static void
 test_admission(void)
 {
-    sbx_shm_t *shm = sbx_shm_create(8);
+    sbx_shm_t *shm = sbx_shm_create(8, 1024);
     sbx_limits_t lim = {.capacity = 8, .max_per_ip = 2, .per_ip_per_hour = 3};
     uint64_t t0 = shm->started_wall_ms;
     unsigned retry;
@@ -58,7 +58,7 @@ test_admission(void)
 static void
 test_capacity_and_find(void)
 {
-    sbx_shm_t *shm = sbx_shm_create(4);
+    sbx_shm_t *shm = sbx_shm_create(4, 1024);
     sbx_limits_t lim = {.capacity = 2, .max_per_ip = 10, .per_ip_per_hour = 100};
     uint64_t now = shm->started_wall_ms;
     unsigned retry;
