@@ -88,6 +88,21 @@ term_send_json(sbx_terminal_t *t, json_t *msg)
     term_flush(t);
 }
 
+/*
+ * wslay sends control frames ahead of queued data and drops data once a
+ * close is out, so the close waits until the messages before it (the error
+ * that explains it) have left the queue.
+ */
+static void
+queue_close_when_sent(sbx_terminal_t *t)
+{
+    if (t->close_code == 0 || wslay_event_get_queued_msg_count(t->ws->ws_ctx) > 0)
+        return;
+    wslay_event_queue_close(t->ws->ws_ctx, t->close_code, (const uint8_t *)t->close_reason, strlen(t->close_reason));
+    t->close_code = 0;
+    term_flush(t);
+}
+
 void
 term_close(sbx_terminal_t *t, uint16_t code, const char *reason, const char *error)
 {
@@ -98,10 +113,11 @@ term_close(sbx_terminal_t *t, uint16_t code, const char *reason, const char *err
     t->state = TERM_CLOSING;
     if (t->docker != NULL)
         h2o_socket_read_stop(t->docker);
-    wslay_event_queue_close(t->ws->ws_ctx, code, (const uint8_t *)reason, strlen(reason));
+    t->close_code = code;
+    t->close_reason = reason;
     t->force_close_at = sbx_time_mono_ms() + CLOSE_GRACE_MS;
-    sbx_timer_start(&t->tick, TICK_MS, on_tick);
-    term_flush(t);
+    queue_close_when_sent(t);
+    sbx_timer_start(&t->tick, PAUSED_TICK_MS, on_tick);
 }
 
 /* True while this terminal is the session's current one and the session is alive. */
@@ -135,7 +151,8 @@ on_tick(sbx_timer_t *timer)
             term_schedule_destroy(t);
             return;
         }
-        sbx_timer_start(timer, TICK_MS, on_tick);
+        queue_close_when_sent(t);
+        sbx_timer_start(timer, t->close_code != 0 ? PAUSED_TICK_MS : TICK_MS, on_tick);
         return;
     }
     if (!term_current(t)) {

@@ -68,6 +68,8 @@ typedef struct sbx_terminal_s {
     uint64_t last_rx;   /* ms, monotonic: any frame from the browser */
     uint64_t last_ping; /* ms, monotonic */
     uint64_t force_close_at;
+    uint16_t close_code;      /* a close waiting for the messages queued before it */
+    const char *close_reason; /* static text */
     bool destroying;
     sbx_timer_t tick;  /* takeover, session end, pings, flow control */
     sbx_timer_t reaper; /* zero-delay: frees the terminal outside any callback */
