@@ -47,10 +47,21 @@ start_redis() {
     return 1
 }
 
+raise_pid_max() {
+    # Under gVisor a sandbox's host threads count against the host's pids (up to
+    # its PidsLimit, 6200 for container.pids 50): 32768 would let a few fork bombs
+    # exhaust the host. 4194304 is the kernel's ceiling on 64-bit.
+    local cur; cur=$(cat /proc/sys/kernel/pid_max)
+    [ "$cur" -ge 4194304 ] && return 0
+    say "raising kernel.pid_max from $cur to 4194304"
+    sysctl -q -w kernel.pid_max=4194304 || say "could not raise kernel.pid_max (read-only /proc/sys?)" >&2
+}
+
 setup() {
     [ "$(id -u)" = 0 ] || { say "run as root (it installs packages and starts dockerd)" >&2; exit 1; }
     install_packages
     build
+    raise_pid_max
     start_redis
     docker/engine-up.sh
     docker/build-images.sh

@@ -31,12 +31,12 @@ typedef struct sbx_session_s {
     char init[2048];      /* init commands, one per line, run silently before the first prompt */
     uint8_t init_done;    /* the init commands have run (on the first terminal) */
     /* Terminal state, written only by the terminal holding terminal_gen (no lock; see terminal.h). */
-    uint32_t terminal_gen;  /* bumped by each new terminal: the one before sees it and closes */
-    int32_t terminal_pid;   /* the worker holding the terminal; 0: none */
-    uint32_t replay_head;   /* next write offset in the session's replay ring */
-    uint32_t replay_len;    /* bytes held, at most the ring's size */
-    double cmd_tokens;      /* commands-per-minute bucket */
-    uint64_t cmd_refill;    /* ms, monotonic, of the bucket's last refill */
+    uint32_t terminal_gen; /* bumped by each new terminal: the one before sees it and closes */
+    int32_t terminal_pid;  /* the worker holding the terminal; 0: none */
+    uint32_t replay_head;  /* next write offset in the session's replay ring */
+    uint32_t replay_len;   /* bytes held, at most the ring's size */
+    double cmd_tokens;     /* commands-per-minute bucket */
+    uint64_t cmd_refill;   /* ms, monotonic, of the bucket's last refill */
 } sbx_session_t;
 
 typedef struct sbx_ipent_s {

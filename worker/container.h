@@ -6,6 +6,7 @@
 #ifndef SBX_CONTAINER_H
 #define SBX_CONTAINER_H
 
+#include <stdbool.h>
 #include <jansson.h>
 
 #include "conf.h"
@@ -20,6 +21,9 @@ json_t *sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env,
 
 /* The runtime a container of env runs under. */
 const char *sbx_container_runtime(const sbx_conf_t *conf, const sbx_environment_t *env);
+
+/* True for gVisor runtimes (runsc, runsc-debug, ...). */
+bool sbx_container_is_gvisor(const char *runtime);
 
 /*
  * The host PidsLimit that lets `pids` processes run inside a sandbox of

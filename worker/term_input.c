@@ -14,7 +14,7 @@
 #include "terminal.h"
 #include "worker.h"
 
-#define MAX_VIOLATIONS 10   /* refused inputs before a flooding client is cut off (1008) */
+#define MAX_VIOLATIONS 10        /* refused inputs before a flooding client is cut off (1008) */
 #define WSLAY_BACKSTOP (1 << 20) /* wslay's own message limit: far above ours, so our check speaks first */
 
 static void write_next(sbx_terminal_t *t);
@@ -129,8 +129,7 @@ input(sbx_terminal_t *t, const char *data, size_t len)
     term_write(t, data, len);
 }
 
-void
-term_resize(sbx_terminal_t *t, unsigned rows, unsigned cols);
+void term_resize(sbx_terminal_t *t, unsigned rows, unsigned cols);
 
 static void
 on_resized(void *data, const sbx_docker_result_t *res)
@@ -191,8 +190,8 @@ on_text(sbx_terminal_t *t, const char *data, size_t len)
         if (number_in(json_object_get(msg, "rows"), 1, 300, &rows) && number_in(json_object_get(msg, "cols"), 1, 1000, &cols))
             term_resize(t, rows, cols);
         else
-            term_send_json(t, json_pack("{s:s, s:s}", "type", "error", "message",
-                                        "Invalid resize: rows must be 1..300 and cols 1..1000"));
+            term_send_json(
+                t, json_pack("{s:s, s:s}", "type", "error", "message", "Invalid resize: rows must be 1..300 and cols 1..1000"));
     } else if (type != NULL && strcmp(type, "init") == 0 && json_is_array(v = json_object_get(msg, "commands"))) {
         char lines[2048];
         size_t o = 0, i;

@@ -3,8 +3,8 @@
  * split a UTF-8 sequence (the toolkata client decodes each frame on its
  * own), a copy into the session's replay ring for repaint on reconnect,
  * hidden output while init commands run, and flow control: when the
- * browser falls behind we stop reading the container, so its memory stays
- * bounded and the container's own writes block.
+ * browser falls behind (TERM_HIGH_WATER waiting) we stop reading the
+ * container, so memory stays bounded and the container's writes block.
  */
 #include "config.h"
 
@@ -19,33 +19,54 @@
 #include "utf8.h"
 #include "worker.h"
 
-static void
-queue_frame(sbx_terminal_t *t, const unsigned char *data, size_t len)
+/* Queues up to len bytes of buf as one frame that ends on a UTF-8 boundary; returns the bytes taken. */
+static size_t
+queue_frame(sbx_terminal_t *t, const unsigned char *buf, size_t len)
 {
-    /* Text frames carry valid UTF-8 only; other bytes go as binary, whole sequences still kept together. */
-    struct wslay_event_msg m = {sbx_utf8_valid(data, len) ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, data, len};
+    size_t n = sbx_utf8_whole_prefix(buf, len < TERM_FRAME_MAX ? len : TERM_FRAME_MAX);
 
-    if (len > 0)
-        wslay_event_queue_msg(t->ws->ws_ctx, &m);
+    if (n == 0 && len >= 4)
+        n = len < TERM_FRAME_MAX ? len : TERM_FRAME_MAX; /* not UTF-8 at all: send it as it is */
+    if (n == 0)
+        return 0;
+    /* Text frames carry valid UTF-8 only; other bytes go as binary, whole sequences still kept together. */
+    struct wslay_event_msg m = {sbx_utf8_valid(buf, n) ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME, buf, n};
+    wslay_event_queue_msg(t->ws->ws_ctx, &m); /* wslay copies it */
+    return n;
 }
 
-/* Sends bytes to the browser: the held-back carry first, and holds back a new incomplete tail. */
+/* Moves buffered output into a frame when wslay has none waiting, and reads the container again when there is room. */
+void
+term_output_push(sbx_terminal_t *t)
+{
+    size_t n;
+
+    if (t->outlen > 0 && wslay_event_get_queued_msg_count(t->ws->ws_ctx) == 0 &&
+        (n = queue_frame(t, (unsigned char *)t->outbuf, t->outlen)) > 0) {
+        memmove(t->outbuf, t->outbuf + n, t->outlen - n);
+        t->outlen -= n;
+        term_flush(t);
+    }
+    term_output_resume(t);
+}
+
+/* Adds bytes for the browser; a frame goes out at once when the way is clear. */
 static void
 emit(sbx_terminal_t *t, const char *data, size_t len)
 {
-    unsigned char small[4096], *buf = small;
-    size_t n = t->ncarry + len, whole;
-
-    if (n > sizeof(small) && (buf = malloc(n)) == NULL)
-        return;
-    memcpy(buf, t->carry, t->ncarry);
-    memcpy(buf + t->ncarry, data, len);
-    whole = sbx_utf8_whole_prefix(buf, n);
-    queue_frame(t, buf, whole);
-    t->ncarry = n - whole;
-    memcpy(t->carry, buf + whole, t->ncarry);
-    if (buf != small)
-        free(buf);
+    if (t->outlen + len > t->outcap) {
+        size_t cap = t->outcap ? t->outcap : 16384;
+        while (cap < t->outlen + len)
+            cap *= 2;
+        char *p = realloc(t->outbuf, cap);
+        if (p == NULL)
+            return;
+        t->outbuf = p;
+        t->outcap = cap;
+    }
+    memcpy(t->outbuf + t->outlen, data, len);
+    t->outlen += len;
+    term_output_push(t);
 }
 
 static void
@@ -119,8 +140,8 @@ term_init_run(sbx_terminal_t *t, const char *commands, uint64_t timeout_ms)
      */
     snprintf(t->marker, sizeof(t->marker), "__sbxinit_%s_", token);
     /* The leading space keeps the line out of bash's history (HISTCONTROL=ignorespace, see container.c). */
-    int n = snprintf(line, len, " { %s} >/dev/null 2>&1 </dev/null; printf '\\n\\137\\137sbxinit_%%s_%%d\\n' %s $?\n", commands,
-                     token);
+    int n =
+        snprintf(line, len, " { %s} >/dev/null 2>&1 </dev/null; printf '\\n\\137\\137sbxinit_%%s_%%d\\n' %s $?\n", commands, token);
     t->state = TERM_INIT;
     t->nscan = 0;
     t->init_deadline = sbx_time_mono_ms() + timeout_ms;
@@ -183,11 +204,10 @@ on_docker_read(h2o_socket_t *sock, const char *err)
         forward(t, sock->input->bytes, len);
     h2o_buffer_consume(&sock->input, len);
     sbx_sessions_touch(sbx_worker.shm, t->slot, sbx_time_wall_ms());
-    if (wslay_event_get_queued_msg_length(t->ws->ws_ctx) > TERM_HIGH_WATER) {
+    if (t->outlen > TERM_HIGH_WATER) {
         t->paused = true;
         h2o_socket_read_stop(sock);
     }
-    term_flush(t);
 }
 
 void
@@ -203,7 +223,7 @@ term_output_resume(sbx_terminal_t *t)
 {
     if (!t->paused || t->docker == NULL || t->state == TERM_CLOSING)
         return;
-    if (wslay_event_get_queued_msg_length(t->ws->ws_ctx) < TERM_LOW_WATER) {
+    if (t->outlen < TERM_LOW_WATER) {
         t->paused = false;
         h2o_socket_read_start(t->docker, on_docker_read);
     }

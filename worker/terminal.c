@@ -20,7 +20,7 @@
 
 #define ATTACH_TIMEOUT 10000 /* ms */
 #define TICK_MS 250
-#define PAUSED_TICK_MS 10 /* while the browser is behind, look often for room to read again */
+#define PAUSED_TICK_MS 5    /* while output waits for the browser, look often for room to send it */
 #define CLOSE_GRACE_MS 2000 /* after our close frame, how long the browser has to answer it */
 #define INIT_TIMEOUT 30000  /* ms for a session's init commands */
 
@@ -47,6 +47,7 @@ term_destroy(sbx_timer_t *timer)
     sbx_log_info("terminal closed", "session=%s", t->rid);
     free(t->inbuf);
     free(t->writing);
+    free(t->outbuf);
     sbx_worker.terminals--;
     free(t);
 }
@@ -67,8 +68,14 @@ void
 term_flush(sbx_terminal_t *t)
 {
     /* The socket is there once the 101 has been sent; before that, h2o flushes on its own. */
-    if (t->ws->sock != NULL && !t->in_callback)
-        h2o_websocket_proceed(t->ws);
+    if (t->ws->sock == NULL || t->in_callback)
+        return;
+    if (!t->untracked) {
+        /* A terminal sits idle between keystrokes: a draining worker must not take it for an idle HTTP connection. */
+        sbx_worker_untrack(t->ws->sock);
+        t->untracked = true;
+    }
+    h2o_websocket_proceed(t->ws);
 }
 
 void
@@ -181,9 +188,8 @@ on_tick(sbx_timer_t *timer)
         term_init_finished(t, false);
         term_output_resume(t);
     }
-    if (t->paused)
-        term_output_resume(t);
-    sbx_timer_start(timer, t->paused ? PAUSED_TICK_MS : TICK_MS, on_tick);
+    term_output_push(t);
+    sbx_timer_start(timer, t->paused || t->outlen > 0 ? PAUSED_TICK_MS : TICK_MS, on_tick);
 }
 
 /* Runs when the WebSocket is gone: the peer closed, answered our close, or the socket failed. */

@@ -23,8 +23,9 @@
 #include "timer.h"
 #include "token.h"
 
-#define TERM_HIGH_WATER (256 << 10) /* bytes queued to the browser before we stop reading the container */
+#define TERM_HIGH_WATER (256 << 10) /* bytes waiting for the browser before we stop reading the container */
 #define TERM_LOW_WATER (64 << 10)   /* and below which we read again */
+#define TERM_FRAME_MAX (64 << 10)   /* bytes of output in one frame */
 #define TERM_INPUT_MAX (256 << 10)  /* bytes of input waiting for the container before we give up on the client */
 
 typedef enum { TERM_ATTACHING, TERM_INIT, TERM_READY, TERM_CLOSING } term_state_t;
@@ -45,6 +46,13 @@ typedef struct sbx_terminal_s {
     char carry[4];
     size_t ncarry;
     bool paused; /* not reading the container: the browser is behind */
+    /*
+     * Output waiting for the browser. h2o hands wslay's frames to the socket one write at a time, so
+     * at most one frame waits in wslay and the rest gathers here into the next, larger frame.
+     */
+    char *outbuf;
+    size_t outlen, outcap;
+    bool untracked; /* the drain's idle-connection closer has been told to leave this socket alone */
 
     /* Init commands: output is hidden until the marker line appears. */
     char marker[40];
@@ -55,7 +63,7 @@ typedef struct sbx_terminal_s {
     /* Input waiting for the attach socket (one write in flight at a time). */
     char *inbuf;
     size_t inlen, incap;
-    char *writing; /* the buffer being written */
+    char *writing;      /* the buffer being written */
     size_t frame_total; /* bytes of the message being received, over its fragments */
     unsigned violations;
 
@@ -71,7 +79,7 @@ typedef struct sbx_terminal_s {
     uint16_t close_code;      /* a close waiting for the messages queued before it */
     const char *close_reason; /* static text */
     bool destroying;
-    sbx_timer_t tick;  /* takeover, session end, pings, flow control */
+    sbx_timer_t tick;   /* takeover, session end, pings, flow control */
     sbx_timer_t reaper; /* zero-delay: frees the terminal outside any callback */
 } sbx_terminal_t;
 
@@ -86,6 +94,7 @@ void term_on_ws_closed(sbx_terminal_t *t);
 /* term_output.c: container -> browser */
 void term_output_start(sbx_terminal_t *t);
 void term_output_resume(sbx_terminal_t *t);
+void term_output_push(sbx_terminal_t *t);
 void term_replay(sbx_terminal_t *t);
 void term_init_run(sbx_terminal_t *t, const char *commands, uint64_t timeout_ms);
 

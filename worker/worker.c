@@ -115,6 +115,15 @@ on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
+void
+sbx_worker_untrack(h2o_socket_t *sock)
+{
+    int fd = (int)(intptr_t)sock->on_close.data;
+
+    if (sock->on_close.cb == on_conn_close && fd < ntracked && tracked[fd].sock == sock)
+        tracked[fd].sock = NULL;
+}
+
 /*
  * Half-closes connections that have sat idle between requests for
  * IDLE_CLOSE_MS: h2o then reads EOF and closes them through its own path.

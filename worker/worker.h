@@ -39,6 +39,9 @@ extern sbx_worker_t sbx_worker;
 int sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *shm, unsigned slot, unsigned generation,
                     const sigset_t *unblock);
 
+/* Tells the drain logic that sock is no longer an HTTP connection (it was upgraded to a WebSocket). */
+void sbx_worker_untrack(h2o_socket_t *sock);
+
 /* router.c: the one h2o handler; dispatches on method and path. */
 int sbx_router_on_req(h2o_handler_t *self, h2o_req_t *req);
 

@@ -10,6 +10,8 @@ use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time);
 
+$SIG{PIPE} = "IGNORE"; # a server that closed on us must fail a test, not kill it
+
 # SbxWS->connect($port, $path, headers => {...}) returns the client, or
 # (undef, $status, $body) when the server answers the upgrade with HTTP.
 sub connect {

@@ -52,8 +52,9 @@ main(void)
     is_str(json_string_value(json_object_get(labels, "sandboxd.kind")), "session", "kind label");
     json_decref(spec);
 
-    ok(sbx_container_host_pids("runc", 50) < sbx_container_host_pids("runsc", 50), "runc needs no gVisor overhead");
-    ok(sbx_container_host_pids("runsc", 100) > sbx_container_host_pids("runsc", 50), "the limit grows with container.pids");
+    ok(sbx_container_host_pids("runc", 50) == 60, "runc: the processes plus room for exec");
+    ok(sbx_container_host_pids("runsc", 50) == 6200, "runsc: a backstop above a fork bomb's measured peak (2n^2+20n+200)");
+    ok(sbx_container_host_pids("runsc", 5) == 1000, "runsc: never below 1000 host threads");
 
     sbx_environment_t custom = *env;
     custom.runtime = "runc";
@@ -65,6 +66,10 @@ main(void)
     spec = sbx_container_spec(conf, &custom, "x", "execute", 1);
     is_str(json_string_value(json_object_get(json_object_get(spec, "HostConfig"), "Runtime")), "runc",
            "an environment's own runtime wins");
+    json_t *ul2 = json_object_get(json_object_get(spec, "HostConfig"), "Ulimits");
+    bool nproc = false;
+    json_array_foreach(ul2, i, u) nproc = nproc || strcmp(json_string_value(json_object_get(u, "Name")), "nproc") == 0;
+    ok(!nproc, "no nproc ulimit under runc: the host kernel would share it across containers");
     is_str(json_string_value(json_object_get(spec, "User")), "sandbox", "an environment's user");
     is_str(json_string_value(json_object_get(spec, "WorkingDir")), "/work", "an environment's working dir");
     ok(json_array_size(json_object_get(spec, "Env")) == 4 &&
