@@ -192,6 +192,20 @@ set_size(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
 }
 
 static int
+set_bool(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
+{
+    const char *v;
+
+    if ((v = conf_scalar(c, node, k)) == NULL)
+        return SBX_ERROR;
+    if (sbx_parse_bool(v, FIELD(c, k, bool)) != SBX_OK) {
+        node_error(c, node, "%s: expected true or false, got \"%s\"", k->path, v);
+        return SBX_ERROR;
+    }
+    return SBX_OK;
+}
+
+static int
 set_cpus(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
 {
     const char *v;
@@ -381,6 +395,15 @@ static const conf_key_t keys[] = {
     {"container.fsize", set_size, OFF(container_fsize), 1 << 20, 1ULL << 40},
     {"pool.size", set_uint, OFF(pool_size), 0, 10000},
     {"environments", conf_set_environments, 0, 0, 0},
+    {"execute.enabled", set_bool, OFF(execute_enabled), 0, 0},
+    {"execute.per_ip_per_minute", set_uint, OFF(execute_per_ip_per_minute), 1, 100000},
+    {"execute.concurrency", set_uint, OFF(execute_concurrency), 1, 10000},
+    {"execute.timeout", set_duration, OFF(execute_timeout), 100, 600000},
+    {"execute.max_timeout", set_duration, OFF(execute_max_timeout), 100, 600000},
+    {"execute.output_limit", set_size, OFF(execute_output), 1024, 64 << 20},
+    {"execute.max_code", set_size, OFF(execute_max_code), 1024, 100 << 10},
+    {"execute.image", set_str, OFF(execute_image), 0, 256},
+    {"execute.languages", conf_set_languages, 0, 0, 0},
 };
 
 static const conf_key_t *
@@ -482,6 +505,13 @@ set_defaults(sbx_conf_t *conf)
     conf->container_nofile = 256;
     conf->container_fsize = 64 << 20;
     conf->pool_size = 0;
+    conf->execute_enabled = true;
+    conf->execute_per_ip_per_minute = 10;
+    conf->execute_concurrency = 8;
+    conf->execute_timeout = 5000;
+    conf->execute_max_timeout = 30000;
+    conf->execute_output = 1 << 20;
+    conf->execute_max_code = 64 << 10;
     return conf->pid_file && conf->host_id && conf->redis_url && conf->docker_socket && conf->docker_runtime && conf->docker_image
                ? SBX_OK
                : SBX_ERROR;
@@ -533,6 +563,10 @@ check_whole(ctx_t *c)
     for (size_t i = 0; i < conf->nenvironments; i++)
         if (conf->environments[i].image == NULL)
             conf->environments[i].image = conf->docker_image;
+    if (conf->nlanguages == 0)
+        conf_default_languages(conf);
+    if (conf->execute_timeout > conf->execute_max_timeout)
+        conf_add_error(c, 0, 0, "execute.timeout is longer than execute.max_timeout");
     if (conf->pid_file == NULL || conf->pid_file[0] != '/')
         conf_add_error(c, 0, 0, "pid_file must be an absolute path");
     if (conf->host_id == NULL || conf->host_id[0] == '\0')
@@ -593,6 +627,17 @@ sbx_conf_free(sbx_conf_t *conf)
     }
     free(conf->arena);
     free(conf);
+}
+
+const sbx_language_t *
+sbx_conf_language(const sbx_conf_t *conf, const char *name)
+{
+    if (name == NULL)
+        return &conf->languages[0];
+    for (size_t i = 0; i < conf->nlanguages; i++)
+        if (strcmp(conf->languages[i].name, name) == 0)
+            return &conf->languages[i];
+    return NULL;
 }
 
 const sbx_environment_t *

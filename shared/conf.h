@@ -43,6 +43,15 @@ typedef struct sbx_environment_s {
     size_t nenv;
 } sbx_environment_t;
 
+typedef struct sbx_language_s {
+    char *name;
+    char *file;     /* the code's file name in /tmp */
+    char **command; /* the interpreter's argv; the file's path is appended */
+    size_t ncommand;
+    char *image;    /* NULL: execute.image */
+    bool exec_tmp;  /* /tmp must allow exec (compiled languages); default noexec */
+} sbx_language_t;
+
 typedef struct sbx_conf_s {
     char *file; /* the file it was read from, for messages */
 
@@ -89,6 +98,17 @@ typedef struct sbx_conf_s {
 
     unsigned pool_size;
 
+    bool execute_enabled;
+    unsigned execute_per_ip_per_minute;
+    unsigned execute_concurrency; /* runs at once on this host */
+    uint64_t execute_timeout;     /* ms, when the request names none */
+    uint64_t execute_max_timeout; /* ms */
+    uint64_t execute_output;      /* bytes kept of each of stdout and stderr */
+    uint64_t execute_max_code;    /* bytes */
+    char *execute_image;          /* NULL: docker.image */
+    sbx_language_t *languages;
+    size_t nlanguages;
+
     sbx_environment_t *environments;
     size_t nenvironments;
 
@@ -105,6 +125,9 @@ typedef struct sbx_conf_s {
  */
 sbx_conf_t *sbx_conf_load(const char *file, char *const *env, char *err, size_t errlen);
 void sbx_conf_free(sbx_conf_t *conf);
+
+/* Returns the language named name, or the first when name is NULL; NULL if none matches. */
+const sbx_language_t *sbx_conf_language(const sbx_conf_t *conf, const char *name);
 
 /* Returns the environment named name, or the first when name is NULL; NULL if none matches. */
 const sbx_environment_t *sbx_conf_environment(const sbx_conf_t *conf, const char *name);

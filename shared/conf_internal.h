@@ -59,6 +59,8 @@ char **conf_scalar_list(ctx_t *c, yaml_node_t *node, const conf_key_t *k, size_t
 
 /* conf_env.c */
 int conf_set_environments(ctx_t *c, yaml_node_t *node, const conf_key_t *k);
+int conf_set_languages(ctx_t *c, yaml_node_t *node, const conf_key_t *k);
+void conf_default_languages(sbx_conf_t *conf);
 void conf_apply_env(ctx_t *c, char *const *env);
 
 #endif

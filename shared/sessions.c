@@ -130,6 +130,41 @@ sbx_sessions_admit_locked(sbx_shm_t *shm, const sbx_limits_t *lim, const char *i
     return free_slot;
 }
 
+int
+sbx_sessions_exec_admit_locked(sbx_shm_t *shm, const char *ip, unsigned per_minute, unsigned concurrency, uint64_t now,
+                               unsigned *retry_after)
+{
+    sbx_ipent_t *e = ip_entry(shm, ip, zone_secs(shm, now), true);
+
+    *retry_after = 0;
+    if (e == NULL || shm->exec_running >= concurrency) {
+        *retry_after = 5;
+        return SBX_DENY_CAPACITY;
+    }
+    if (e->exec_refill == 0) {
+        e->exec_tokens = per_minute;
+    } else {
+        e->exec_tokens += (double)(now - e->exec_refill) * per_minute / 60000.0;
+        if (e->exec_tokens > per_minute)
+            e->exec_tokens = per_minute;
+    }
+    e->exec_refill = now;
+    if (e->exec_tokens < 1) {
+        *retry_after = (unsigned)((1 - e->exec_tokens) * 60.0 / per_minute) + 1;
+        return SBX_DENY_CONCURRENT;
+    }
+    e->exec_tokens -= 1;
+    shm->exec_running++;
+    return SBX_OK;
+}
+
+void
+sbx_sessions_exec_done_locked(sbx_shm_t *shm)
+{
+    if (shm->exec_running > 0)
+        shm->exec_running--;
+}
+
 void
 sbx_sessions_set_running_locked(sbx_shm_t *shm, int index, const char *container, uint64_t now)
 {

@@ -44,6 +44,8 @@ typedef struct sbx_ipent_s {
     uint32_t active;
     uint32_t head, count;            /* ring of creation times */
     uint32_t stamps[SBX_HOURLY_MAX]; /* seconds since the zone's epoch */
+    double exec_tokens;              /* execute runs left in its per-minute bucket */
+    uint64_t exec_refill;            /* ms, wall clock, of the bucket's last refill; 0: full */
 } sbx_ipent_t;
 
 typedef struct sbx_limits_s {
@@ -73,6 +75,15 @@ sbx_session_t *sbx_sessions_slot(sbx_shm_t *shm, int index);
 int sbx_sessions_admit_locked(sbx_shm_t *shm, const sbx_limits_t *lim, const char *ip, uint64_t now, unsigned *retry_after);
 /* Records the container of a CREATING slot and makes it RUNNING (a live sandbox). */
 void sbx_sessions_set_running_locked(sbx_shm_t *shm, int index, const char *container, uint64_t now);
+/*
+ * Admits one execute run for ip at now (ms, wall): at most per_minute per IP
+ * (a token bucket) and concurrency at once on this host. On success counts
+ * the run in shm->exec_running (sbx_sessions_exec_done gives it back).
+ */
+int sbx_sessions_exec_admit_locked(sbx_shm_t *shm, const char *ip, unsigned per_minute, unsigned concurrency, uint64_t now,
+                                   unsigned *retry_after);
+void sbx_sessions_exec_done_locked(sbx_shm_t *shm);
+
 /* Frees slot index and gives its IP's concurrency back. */
 void sbx_sessions_release_locked(sbx_shm_t *shm, int index);
 /* Index of the live slot with this id, or -1. */

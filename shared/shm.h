@@ -40,6 +40,7 @@ typedef struct sbx_shm_s {
     pthread_mutex_t lock;
     uint64_t started_wall_ms; /* when the first master created the zone */
     uint32_t live_sessions;   /* sessions with a running container on this host */
+    uint32_t exec_running;    /* execute runs in flight on this host */
     struct {
         int32_t pid;    /* the worker that runs housekeeping (reaping); 0: nobody */
         uint64_t until; /* ms, monotonic: the lease lapses unless renewed by then */

@@ -1,6 +1,8 @@
 /* UTF-8 validation and boundary finding. */
 #include "config.h"
 
+#include <string.h>
+
 #include "utf8.h"
 
 size_t
@@ -67,4 +69,23 @@ sbx_utf8_whole_prefix(const unsigned char *s, size_t len)
     if (need > 1 && back + 1 < need)
         return i - 1;
     return len;
+}
+
+size_t
+sbx_utf8_sanitize(const unsigned char *s, size_t len, char *out)
+{
+    size_t i = 0, o = 0, n;
+
+    while (i < len) {
+        if ((n = sbx_utf8_seq_len(s + i, len - i)) == 0) {
+            memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD REPLACEMENT CHARACTER */
+            o += 3;
+            i++;
+            continue;
+        }
+        memcpy(out + o, s + i, n);
+        o += n;
+        i += n;
+    }
+    return o;
 }

@@ -16,4 +16,11 @@ bool sbx_utf8_valid(const unsigned char *s, size_t len);
  */
 size_t sbx_utf8_whole_prefix(const unsigned char *s, size_t len);
 
+/*
+ * Copies s[0..len) into out (which must hold 3 * len bytes) with every byte
+ * that is not part of valid UTF-8 replaced by U+FFFD; returns the bytes
+ * written. For text that must go into JSON whatever a program printed.
+ */
+size_t sbx_utf8_sanitize(const unsigned char *s, size_t len, char *out);
+
 #endif

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "container.h"
@@ -12,7 +13,7 @@
 const char *
 sbx_container_runtime(const sbx_conf_t *conf, const sbx_environment_t *env)
 {
-    return env->runtime != NULL ? env->runtime : conf->docker_runtime;
+    return env != NULL && env->runtime != NULL ? env->runtime : conf->docker_runtime;
 }
 
 bool
@@ -49,30 +50,22 @@ ulimit(const char *name, json_int_t value)
     return json_pack("{s:s, s:I, s:I}", "Name", name, "Soft", value, "Hard", value);
 }
 
-json_t *
-sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const char *id, const char *kind, uint64_t created_ms)
+/* The HostConfig every sandbox shares, sessions and runs alike: one place for the isolation. */
+static json_t *
+host_config(const sbx_conf_t *conf, const char *runtime, bool exec_tmp, bool home)
 {
-    const char *runtime = sbx_container_runtime(conf, env);
-    char created[24], tmpfs[128], home[160];
-    json_t *envv = json_array(), *labels, *host, *ulimits;
+    char tmpfs[128], homefs[160];
+    json_t *ulimits = json_array(), *mounts;
 
-    snprintf(created, sizeof(created), "%llu", (unsigned long long)created_ms);
-    snprintf(tmpfs, sizeof(tmpfs), "rw,exec,nosuid,nodev,size=%llu", (unsigned long long)conf->container_tmpfs);
-    /* The home directory is owned by the sandbox user: a fresh tmpfs is root's and would be read-only to it. */
-    snprintf(home, sizeof(home), "rw,exec,nosuid,nodev,size=%llu,mode=0755,uid=" SANDBOX_UID ",gid=" SANDBOX_UID,
+    snprintf(tmpfs, sizeof(tmpfs), "rw,%s,nosuid,nodev,size=%llu", exec_tmp ? "exec" : "noexec",
              (unsigned long long)conf->container_tmpfs);
+    /* The home directory is owned by the sandbox user: a fresh tmpfs is root's and would be read-only to it. */
+    snprintf(homefs, sizeof(homefs), "rw,exec,nosuid,nodev,size=%llu,mode=0755,uid=" SANDBOX_UID ",gid=" SANDBOX_UID,
+             (unsigned long long)conf->container_tmpfs);
+    mounts = json_pack("{s:s}", "/tmp", tmpfs);
+    if (home)
+        json_object_set_new(mounts, SANDBOX_HOME, json_string(homefs));
 
-    json_array_append_new(envv, json_string("TERM=xterm-256color"));
-    json_array_append_new(envv, json_string("HOME=" SANDBOX_HOME));
-    /* Lines the terminal types on the user's behalf start with a space: keep them out of history. */
-    json_array_append_new(envv, json_string("HISTCONTROL=ignorespace"));
-    for (size_t i = 0; i < env->nenv; i++)
-        json_array_append_new(envv, json_string(env->env[i]));
-
-    labels = json_pack("{s:s, s:s, s:s, s:s, s:s}", "sandboxd.session", id, "sandboxd.host", conf->host_id, "sandboxd.created",
-                       created, "sandboxd.environment", env->name, "sandboxd.kind", kind);
-
-    ulimits = json_array();
     json_array_append_new(ulimits, ulimit("nofile", conf->container_nofile));
     json_array_append_new(ulimits, ulimit("fsize", (json_int_t)conf->container_fsize));
     /*
@@ -83,17 +76,75 @@ sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const c
     if (sbx_container_is_gvisor(runtime))
         json_array_append_new(ulimits, ulimit("nproc", conf->container_pids));
 
-    host = json_pack("{s:s, s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:o, s:{s:s, s:s}, s:{s:s}, s:{s:s}, s:I, s:b}", "Runtime",
-                     runtime, "NetworkMode", "none", "ReadonlyRootfs", 1, "CapDrop", "ALL", "SecurityOpt", "no-new-privileges",
-                     "Memory", (json_int_t)conf->container_memory, "MemorySwap", (json_int_t)conf->container_memory, "NanoCpus",
+    return json_pack("{s:s, s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:o, s:o, s:{s:s}, s:{s:s}, s:I, s:b}", "Runtime", runtime,
+                     "NetworkMode", "none", "ReadonlyRootfs", 1, "CapDrop", "ALL", "SecurityOpt", "no-new-privileges", "Memory",
+                     (json_int_t)conf->container_memory, "MemorySwap", (json_int_t)conf->container_memory, "NanoCpus",
                      (json_int_t)(conf->container_cpus * 1e9), "PidsLimit",
-                     (json_int_t)sbx_container_host_pids(runtime, conf->container_pids), "Ulimits", ulimits, "Tmpfs", "/tmp", tmpfs,
-                     SANDBOX_HOME, home, "RestartPolicy", "Name", "no",
-                     /* Output goes to the terminal, never to disk: a `yes` flood must not fill the host's logs. */
+                     (json_int_t)sbx_container_host_pids(runtime, conf->container_pids), "Ulimits", ulimits, "Tmpfs", mounts,
+                     "RestartPolicy", "Name", "no",
+                     /* Output goes to the client, never to disk: a `yes` flood must not fill the host's logs. */
                      "LogConfig", "Type", "none", "OomScoreAdj", (json_int_t)500, "Init", 0);
+}
 
+static json_t *
+labels(const sbx_conf_t *conf, const char *id, const char *kind, const char *what, uint64_t created_ms)
+{
+    char created[24];
+
+    snprintf(created, sizeof(created), "%llu", (unsigned long long)created_ms);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "sandboxd.session", id, "sandboxd.host", conf->host_id, "sandboxd.created",
+                     created, "sandboxd.environment", what, "sandboxd.kind", kind);
+}
+
+json_t *
+sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const char *id, const char *kind, uint64_t created_ms)
+{
+    const char *runtime = sbx_container_runtime(conf, env);
+    json_t *envv = json_array();
+
+    json_array_append_new(envv, json_string("TERM=xterm-256color"));
+    json_array_append_new(envv, json_string("HOME=" SANDBOX_HOME));
+    /* Lines the terminal types on the user's behalf start with a space: keep them out of history. */
+    json_array_append_new(envv, json_string("HISTCONTROL=ignorespace"));
+    for (size_t i = 0; i < env->nenv; i++)
+        json_array_append_new(envv, json_string(env->env[i]));
+
+    /* A session's /tmp allows exec: a shell user builds and runs things there. */
     return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:o}", "Image", env->image, "User",
                      env->user != NULL ? env->user : SANDBOX_UID ":" SANDBOX_UID, "WorkingDir",
-                     env->workdir != NULL ? env->workdir : SANDBOX_HOME, "Tty", 1, "OpenStdin", 1, "StdinOnce", 0, "AttachStdin", 1,
-                     "AttachStdout", 1, "AttachStderr", 1, "NetworkDisabled", 1, "Env", envv, "Labels", labels, "HostConfig", host);
+                     env->workdir != NULL ? env->workdir : SANDBOX_HOME, "Tty", 1, "OpenStdin", 1, "StdinOnce", 0,
+                     "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1, "NetworkDisabled", 1, "Env", envv, "Labels",
+                     labels(conf, id, kind, env->name, created_ms), "HostConfig", host_config(conf, runtime, true, true));
+}
+
+json_t *
+sbx_container_execute_spec(const sbx_conf_t *conf, const sbx_language_t *lang, const char *code, const char *input,
+                           const char *id, uint64_t created_ms)
+{
+    /*
+     * The snippet and its stdin travel in the environment (an argument or variable may be 128 KiB;
+     * max_code is at most 100 KiB): the read-only root and a tmpfs that exists only once the
+     * container runs leave no other way in. The wrapper writes the file, drops the variables, and
+     * pipes stdin in, so the program sees a plain file and a stdin that ends.
+     */
+    static const char wrapper[] = "printf %s \"$SANDBOX_CODE\" > \"/tmp/$SANDBOX_FILE\" && unset SANDBOX_CODE && "
+                                  "printf %s \"$SANDBOX_STDIN\" | { unset SANDBOX_STDIN; exec \"$@\" \"/tmp/$SANDBOX_FILE\"; }";
+    const char *image = lang->image ? lang->image : conf->execute_image ? conf->execute_image : conf->docker_image;
+    json_t *cmd = json_pack("[s, s, s, s]", "sh", "-c", wrapper, "sandbox-run"), *envv;
+    size_t clen = strlen(code) + 16, ilen = strlen(input) + 16;
+    char *cv = malloc(clen), *iv = malloc(ilen), file[96];
+
+    for (size_t i = 0; i < lang->ncommand; i++)
+        json_array_append_new(cmd, json_string(lang->command[i]));
+    snprintf(cv, clen, "SANDBOX_CODE=%s", code);
+    snprintf(iv, ilen, "SANDBOX_STDIN=%s", input);
+    snprintf(file, sizeof(file), "SANDBOX_FILE=%s", lang->file);
+    envv = json_pack("[s, s, s, s, s]", "HOME=/tmp", "LANG=C.UTF-8", file, cv, iv);
+    free(cv);
+    free(iv);
+    return json_pack("{s:s, s:s, s:s, s:o, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:o}", "Image", image, "User",
+                     SANDBOX_UID ":" SANDBOX_UID, "WorkingDir", "/tmp", "Cmd", cmd, "Tty", 0, "OpenStdin", 0, "AttachStdout", 1,
+                     "AttachStderr", 1, "NetworkDisabled", 1, "Env", envv, "Labels",
+                     labels(conf, id, "execute", lang->name, created_ms), "HostConfig",
+                     host_config(conf, sbx_container_runtime(conf, NULL), lang->exec_tmp, false));
 }

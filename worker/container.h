@@ -19,7 +19,15 @@
 json_t *sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const char *id, const char *kind,
                            uint64_t created_ms);
 
-/* The runtime a container of env runs under. */
+/*
+ * Returns a new create body for a one-shot run of code (NUL-terminated;
+ * the caller has checked it against execute.max_code) in language lang,
+ * with input as its stdin, labelled kind "execute" for run id.
+ */
+json_t *sbx_container_execute_spec(const sbx_conf_t *conf, const sbx_language_t *lang, const char *code, const char *input,
+                                   const char *id, uint64_t created_ms);
+
+/* The runtime a container of env (NULL: a one-shot run) runs under. */
 const char *sbx_container_runtime(const sbx_conf_t *conf, const sbx_environment_t *env);
 
 /* True for gVisor runtimes (runsc, runsc-debug, ...). */

@@ -9,6 +9,7 @@
  *   DELETE /api/v1/sessions/:id          api_sessions.c
  *   POST /api/v1/sessions/:id/destroy    api_sessions.c (navigator.sendBeacon)
  *   GET  /api/v1/sessions/:id/ws         terminal.c (WebSocket; term_input.c, term_output.c)
+ *   POST /api/v1/execute (and /execute)  execute.c
  *   OPTIONS *                            reply.c (CORS preflight)
  */
 #include "config.h"
@@ -90,6 +91,12 @@ sbx_router_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (path.len > sizeof(sessions_prefix) - 1 && memcmp(path.base, sessions_prefix, sizeof(sessions_prefix) - 1) == 0)
         return session_route(req, path.base + sizeof(sessions_prefix) - 1, path.len - (sizeof(sessions_prefix) - 1));
+    /* /execute without the prefix: the Bun sandbox's route, for clients written against it. */
+    if (is(path, API "/execute") || is(path, "/execute")) {
+        if (is(req->method, "POST"))
+            return sbx_api_execute(req);
+        return wrong_method(req, "POST");
+    }
     if (is(path, API "/environments")) {
         if (is(req->method, "GET"))
             return sbx_api_environments(req);

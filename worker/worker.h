@@ -54,6 +54,9 @@ int sbx_api_sessions_get(h2o_req_t *req, const char *id);
 int sbx_api_sessions_delete(h2o_req_t *req, const char *id, bool from_beacon);
 int sbx_api_environments(h2o_req_t *req);
 
+/* execute.c: POST /api/v1/execute, one-shot runs. */
+int sbx_api_execute(h2o_req_t *req);
+
 /* terminal.c: GET /api/v1/sessions/:id/ws, the WebSocket terminal. */
 int sbx_terminal_open(h2o_req_t *req, const char *id);
 
