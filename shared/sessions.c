@@ -178,6 +178,52 @@ sbx_sessions_set_running_locked(sbx_shm_t *shm, int index, const char *container
 }
 
 void
+sbx_sessions_refund_locked(sbx_shm_t *shm, int index)
+{
+    sbx_session_t *s = &sessions(shm)[index];
+    sbx_ipent_t *e = ip_entry(shm, s->ip, zone_secs(shm, s->created), false);
+    uint32_t stamp = zone_secs(shm, s->created);
+
+    if (e == NULL || e->count == 0)
+        return;
+    /* Drop the newest stamp equal to this creation's (stamps are in time order; it is near the head). */
+    for (uint32_t k = 1; k <= e->count; k++) {
+        uint32_t at = (e->head + SBX_HOURLY_MAX - k) % SBX_HOURLY_MAX;
+        if (e->stamps[at] == stamp) {
+            for (uint32_t m = k; m > 1; m--) /* close the gap toward the head */
+                e->stamps[(e->head + SBX_HOURLY_MAX - m) % SBX_HOURLY_MAX] =
+                    e->stamps[(e->head + SBX_HOURLY_MAX - m + 1) % SBX_HOURLY_MAX];
+            e->head = (e->head + SBX_HOURLY_MAX - 1) % SBX_HOURLY_MAX;
+            e->count--;
+            return;
+        }
+    }
+}
+
+int
+sbx_sessions_adopt_locked(sbx_shm_t *shm, const sbx_session_t *from)
+{
+    sbx_ipent_t *e;
+
+    for (uint32_t i = 0; i < shm->capacity; i++) {
+        sbx_session_t *s = &sessions(shm)[i];
+        if (s->state != SBX_SESSION_FREE)
+            continue;
+        *s = *from;
+        s->state = SBX_SESSION_RUNNING;
+        s->owner = 0;
+        s->terminal_gen = 0;
+        s->terminal_pid = 0;
+        s->replay_head = s->replay_len = 0;
+        shm->live_sessions++;
+        if ((e = ip_entry(shm, s->ip, zone_secs(shm, sbx_time_wall_ms()), true)) != NULL)
+            e->active++;
+        return (int)i;
+    }
+    return -1;
+}
+
+void
 sbx_sessions_release_locked(sbx_shm_t *shm, int index)
 {
     sbx_session_t *s = &sessions(shm)[index];

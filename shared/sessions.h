@@ -31,12 +31,14 @@ typedef struct sbx_session_s {
     char init[2048];      /* init commands, one per line, run silently before the first prompt */
     uint8_t init_done;    /* the init commands have run (on the first terminal) */
     /* Terminal state, written only by the terminal holding terminal_gen (no lock; see terminal.h). */
-    uint32_t terminal_gen; /* bumped by each new terminal: the one before sees it and closes */
-    int32_t terminal_pid;  /* the worker holding the terminal; 0: none */
-    uint32_t replay_head;  /* next write offset in the session's replay ring */
-    uint32_t replay_len;   /* bytes held, at most the ring's size */
-    double cmd_tokens;     /* commands-per-minute bucket */
-    uint64_t cmd_refill;   /* ms, monotonic, of the bucket's last refill */
+    uint32_t terminal_gen;  /* bumped by each new terminal: the one before sees it and closes */
+    int32_t terminal_pid;   /* the worker holding the terminal; 0: none */
+    uint32_t replay_head;   /* next write offset in the session's replay ring */
+    uint32_t replay_len;    /* bytes held, at most the ring's size */
+    uint64_t redis_written; /* ms, wall: the registry hash was last written (create, refresh, resync) */
+    uint64_t redis_touched; /* ms, wall: the last refresh sent: activity refreshes Redis at most once a second */
+    double cmd_tokens;      /* commands-per-minute bucket */
+    uint64_t cmd_refill;    /* ms, monotonic, of the bucket's last refill */
 } sbx_session_t;
 
 typedef struct sbx_ipent_s {
@@ -83,6 +85,14 @@ void sbx_sessions_set_running_locked(sbx_shm_t *shm, int index, const char *cont
 int sbx_sessions_exec_admit_locked(sbx_shm_t *shm, const char *ip, unsigned per_minute, unsigned concurrency, uint64_t now,
                                    unsigned *retry_after);
 void sbx_sessions_exec_done_locked(sbx_shm_t *shm);
+
+/* Takes back the hourly stamp of a creation that failed: a Docker failure must not cost the user. */
+void sbx_sessions_refund_locked(sbx_shm_t *shm, int index);
+/*
+ * Takes a session found in the registry after a restart into a free slot,
+ * RUNNING, counted against its IP. Returns the slot, or -1 when full.
+ */
+int sbx_sessions_adopt_locked(sbx_shm_t *shm, const sbx_session_t *from);
 
 /* Frees slot index and gives its IP's concurrency back. */
 void sbx_sessions_release_locked(sbx_shm_t *shm, int index);

@@ -13,6 +13,7 @@
 #include "reply.h"
 #include "request.h"
 #include "sandbox.h"
+#include "registry.h"
 #include "sessions.h"
 #include "token.h"
 #include "worker.h"
@@ -34,6 +35,7 @@ struct create_op_s {
     char id[SBX_TOKEN_LEN + 1];
     char ip[SBX_IP_LEN];
     const sbx_environment_t *env;
+    bool registered; /* Redis admitted it: its quota entries must be given back or ended */
 };
 
 static const char *
@@ -141,12 +143,24 @@ join_init(const sbx_environment_t *env, json_t *init, char *out, size_t len, con
     return true;
 }
 
+/* Gives the slot back; a creation that failed (refund) costs the user nothing against the hourly quota. */
 static void
-release_slot(create_op_t *op)
+release_slot(create_op_t *op, bool refund)
 {
+    sbx_session_t copy;
+
     sbx_shm_lock(sbx_worker.shm);
+    copy = *sbx_sessions_slot(sbx_worker.shm, op->slot);
+    if (refund)
+        sbx_sessions_refund_locked(sbx_worker.shm, op->slot);
     sbx_sessions_release_locked(sbx_worker.shm, op->slot);
     sbx_shm_unlock(sbx_worker.shm);
+    if (op->registered) {
+        if (refund)
+            sbx_registry_refund(&copy);
+        else
+            sbx_registry_end(copy.id, copy.ip);
+    }
 }
 
 static void
@@ -164,7 +178,7 @@ on_orphan_removed(void *data, bool ok, const char *error)
     create_op_t *op = data;
 
     (void)ok, (void)error;
-    release_slot(op);
+    release_slot(op, false);
     op_free(op);
 }
 
@@ -193,7 +207,7 @@ on_sandbox(void *data, const sbx_sandbox_result_t *res)
 
     sbx_token_redact(op->id, rid, sizeof(rid));
     if (res->container == NULL) {
-        release_slot(op);
+        release_slot(op, true);
         if (op->req != NULL)
             sbx_reply_error(op->req, 503, "ServiceUnavailable", res->error, 10);
         op_free(op);
@@ -207,6 +221,8 @@ on_sandbox(void *data, const sbx_sandbox_result_t *res)
         copy = *s;
     }
     sbx_shm_unlock(sbx_worker.shm);
+    if (wanted && op->registered)
+        sbx_registry_running(s);
     if (!wanted) {
         sbx_log_info("session abandoned during create; removing its container", "session=%s", rid);
         if (sbx_sandbox_remove(res->container, on_orphan_removed, op) != SBX_OK)
@@ -240,6 +256,41 @@ deny(h2o_req_t *req, int code, unsigned retry_after, const char *ip)
     }
     sbx_log_info("session refused: rate limit", "ip=%s reason=%s", ip, code == SBX_DENY_HOURLY ? "hourly" : "concurrent");
     return sbx_reply_error(req, 429, "TooManySessions", msg, retry_after);
+}
+
+static void
+start_sandbox(create_op_t *op)
+{
+    if (sbx_sandbox_acquire(op->env, op->id, "session", sbx_sessions_slot(sbx_worker.shm, op->slot)->created, on_sandbox, op) !=
+        SBX_OK) {
+        release_slot(op, true);
+        if (op->req != NULL)
+            sbx_reply_error(op->req, 503, "ServiceUnavailable", "Out of resources", 5);
+        op_free(op);
+    }
+}
+
+static void
+on_admitted(void *data, int verdict, unsigned retry_after, const char *error)
+{
+    create_op_t *op = data;
+    char msg[256];
+
+    if (verdict == SBX_OK) {
+        op->registered = true;
+        start_sandbox(op);
+        return;
+    }
+    release_slot(op, true);
+    if (op->req != NULL) {
+        if (verdict == SBX_ERROR) {
+            snprintf(msg, sizeof(msg), "Redis is unavailable: %s", error ? error : "no answer");
+            sbx_reply_error(op->req, 503, "ServiceUnavailable", msg, 5);
+        } else {
+            deny(op->req, verdict, retry_after, op->ip);
+        }
+    }
+    op_free(op);
 }
 
 int
@@ -287,12 +338,27 @@ sbx_api_sessions_create(h2o_req_t *req)
         lifetime = conf->max_lifetime;
 
     sbx_request_client_ip(req, ip);
+    /*
+     * Redis decides the per-IP quotas (exact across workers and hosts); the shared zone then only
+     * holds this host's capacity. Without Redis, redis.on_failure says: refuse (closed), or fall back
+     * to this host's own limits (open).
+     */
+    bool use_redis = sbx_registry_ready();
+    if (!use_redis && !conf->redis_fail_open) {
+        char msg[256];
+        json_decref(body);
+        snprintf(msg, sizeof(msg), "Redis is unavailable: %s", sbx_registry_error());
+        return sbx_reply_error(req, 503, "ServiceUnavailable", msg, 5);
+    }
+    if (!use_redis)
+        sbx_log_warn("redis down: admitting with this host's own limits (redis.on_failure: open)", "ip=%s error=%s", ip,
+                     sbx_registry_error());
     if ((op = calloc(1, sizeof(*op))) == NULL || sbx_token_new(op->id) != SBX_OK) {
         free(op);
         json_decref(body);
         return sbx_reply_error(req, 503, "ServiceUnavailable", "Out of resources", 5);
     }
-    sbx_limits_t lim = {conf->capacity, conf->max_per_ip, conf->per_ip_per_hour};
+    sbx_limits_t lim = {conf->capacity, use_redis ? UINT32_MAX : conf->max_per_ip, use_redis ? UINT32_MAX : conf->per_ip_per_hour};
     sbx_shm_lock(sbx_worker.shm);
     slot = sbx_sessions_admit_locked(sbx_worker.shm, &lim, ip, now, &retry_after);
     if (slot >= 0) {
@@ -318,11 +384,16 @@ sbx_api_sessions_create(h2o_req_t *req)
     op->ref = h2o_mem_alloc_shared(&req->pool, sizeof(req_ref_t), on_req_dispose);
     op->ref->op = op;
     sbx_worker.inflight++;
-    if (sbx_sandbox_acquire(env, op->id, "session", now, on_sandbox, op) != SBX_OK) {
-        release_slot(op);
-        op_free(op);
-        return sbx_reply_error(req, 503, "ServiceUnavailable", "Out of resources", 5);
+    if (!use_redis) {
+        start_sandbox(op);
+        return 0;
     }
+    sbx_session_t copy;
+    sbx_shm_lock(sbx_worker.shm);
+    copy = *sbx_sessions_slot(sbx_worker.shm, slot);
+    sbx_shm_unlock(sbx_worker.shm);
+    if (sbx_registry_admit(&copy, on_admitted, op) != SBX_OK)
+        on_admitted(op, SBX_ERROR, 0, "out of memory");
     return 0;
 }
 
@@ -355,7 +426,7 @@ sbx_api_sessions_get(h2o_req_t *req, const char *id)
         return unauthorized(req);
     if ((i = lookup(req, id, &s)) < 0)
         return 0;
-    sbx_sessions_touch(sbx_worker.shm, i, sbx_time_wall_ms());
+    sbx_registry_activity(i);
     sbx_time_iso8601(s.created, created);
     sbx_time_iso8601(s.expires, expires);
     return sbx_reply_json(req, 200,
@@ -389,10 +460,14 @@ on_session_removed(void *data, bool ok, const char *error)
     (void)error;
     sbx_token_redact(op->id, rid, sizeof(rid));
     if (ok) {
+        char ip[sizeof(s->ip)] = "";
         sbx_shm_lock(sbx_worker.shm);
-        if (s->state == SBX_SESSION_DELETING && strcmp(s->id, op->id) == 0)
+        if (s->state == SBX_SESSION_DELETING && strcmp(s->id, op->id) == 0) {
+            memcpy(ip, s->ip, sizeof(ip));
             sbx_sessions_release_locked(sbx_worker.shm, op->slot);
+        }
         sbx_shm_unlock(sbx_worker.shm);
+        sbx_registry_end(op->id, ip);
         sbx_log_info("session deleted", "session=%s", rid);
     }
     /* Not ok: the slot stays DELETING and housekeeping retries; to the client the session is gone either way. */
@@ -439,8 +514,12 @@ sbx_api_sessions_delete(h2o_req_t *req, const char *id, bool from_beacon)
         }
         sbx_shm_unlock(sbx_worker.shm);
     }
-    if (!running)
+    if (!running) {
+        /* Not running here: it may be another host's; ending its registry entry ends it there (its reaper sees). */
+        if (i < 0 && sbx_token_valid(id, strlen(id)))
+            sbx_registry_end(id, NULL);
         return sbx_reply_json(req, 200, json_pack("{s:b}", "success", 1));
+    }
     if ((op = calloc(1, sizeof(*op))) == NULL)
         return sbx_reply_json(req, 200, json_pack("{s:b}", "success", 1)); /* housekeeping will finish it */
     op->req = req;

@@ -16,6 +16,7 @@
 
 #include "docker.h"
 #include "log.h"
+#include "registry.h"
 #include "sandbox.h"
 #include "sessions.h"
 #include "timer.h"
@@ -34,6 +35,7 @@
 typedef struct {
     int slot;
     char id[SBX_TOKEN_LEN + 1];
+    char ip[48];
 } reap_t;
 
 static sbx_timer_t tick;
@@ -94,6 +96,7 @@ on_reaped(void *data, bool ok, const char *error)
         if (s->state == SBX_SESSION_DELETING && strcmp(s->id, r->id) == 0)
             sbx_sessions_release_locked(sbx_worker.shm, r->slot);
         sbx_shm_unlock(sbx_worker.shm);
+        sbx_registry_end(r->id, r->ip);
     }
     free(r);
 }
@@ -110,6 +113,7 @@ remove_session(int slot, const sbx_session_t *s, const char *why)
         return;
     r->slot = slot;
     memcpy(r->id, s->id, sizeof(r->id));
+    memcpy(r->ip, s->ip, sizeof(r->ip));
     removals++;
     if (sbx_sandbox_remove(s->container, on_reaped, r) != SBX_OK) {
         removals--;
@@ -177,9 +181,36 @@ on_orphan_removed(void *data, bool ok, const char *error)
     removals--;
 }
 
-/* Looks at one container of this host: an orphan is removed; a session whose container died is reaped. */
 static void
-check_container(json_t *c, uint64_t now)
+remove_orphan(const char *cid, const char *state, uint64_t age)
+{
+    sbx_log_notice("removing orphaned container", "container=%.12s state=%s age_ms=%llu", cid, state, (unsigned long long)age);
+    removals++;
+    if (sbx_sandbox_remove(cid, on_orphan_removed, NULL) != SBX_OK)
+        removals--;
+}
+
+/* A container of this host that the registry is asked about: one that no slot here holds. */
+typedef struct {
+    char cid[72];
+    char state[16];
+    uint64_t age;
+} pending_t;
+
+typedef struct {
+    size_t n;
+    pending_t *containers; /* parallel to the ids looked up after the zone's own sessions */
+    size_t nzone;          /* the first nzone ids are this zone's running sessions */
+} lookup_ctx_t;
+
+/*
+ * Looks at one container of this host. A session whose shell died is reaped. One that no slot here
+ * holds goes to the registry (adopt it after a restart, or remove it as an orphan); without Redis
+ * nobody can tell an orphan from a session to adopt, so only the very old are removed then.
+ * Returns true when the container needs the registry's word.
+ */
+static bool
+check_container(json_t *c, uint64_t now, pending_t *out, char *sid_out)
 {
     json_t *labels = json_object_get(c, "Labels");
     const char *cid = json_string_value(json_object_get(c, "Id")), *state = json_string_value(json_object_get(c, "State"));
@@ -192,12 +223,14 @@ check_container(json_t *c, uint64_t now)
     bool dead = false;
 
     if (cid == NULL || removals >= MAX_REMOVALS)
-        return;
+        return false;
     if (kind != NULL && strcmp(kind, "execute") == 0) {
         /* Execute runs remove their own containers; only a leftover of a crash lands here. */
-        if (age < EXECUTE_MAX_MS)
-            return;
-    } else if (sid != NULL) {
+        if (age >= EXECUTE_MAX_MS)
+            remove_orphan(cid, state, age);
+        return false;
+    }
+    if (sid != NULL) {
         sbx_shm_lock(sbx_worker.shm);
         slot = sbx_sessions_find_locked(sbx_worker.shm, sid);
         if (slot >= 0) {
@@ -209,19 +242,86 @@ check_container(json_t *c, uint64_t now)
                 claim_locked(s, now, &copy);
         }
         sbx_shm_unlock(sbx_worker.shm);
-        if (dead) {
+        if (dead)
             remove_session(slot, &copy, "container stopped");
-            return;
-        }
         if (slot >= 0 || age < ORPHAN_GRACE_MS)
-            return;
-    } else if (age < ORPHAN_GRACE_MS) {
-        return;
+            return false;
+    } else if (age >= ORPHAN_GRACE_MS) {
+        remove_orphan(cid, state, age);
+        return false;
     }
-    sbx_log_notice("removing orphaned container", "container=%.12s state=%s age_ms=%llu", cid, state, (unsigned long long)age);
-    removals++;
-    if (sbx_sandbox_remove(cid, on_orphan_removed, NULL) != SBX_OK)
-        removals--;
+    if (sid == NULL)
+        return false;
+    if (!sbx_registry_ready()) {
+        if (age >= sbx_worker.conf->max_lifetime + ORPHAN_GRACE_MS)
+            remove_orphan(cid, state, age);
+        return false;
+    }
+    snprintf(out->cid, sizeof(out->cid), "%s", cid);
+    snprintf(out->state, sizeof(out->state), "%s", state ? state : "");
+    out->age = age;
+    snprintf(sid_out, SBX_SESSION_ID_LEN + 1, "%s", sid);
+    return true;
+}
+
+static void
+on_registry(void *data, size_t n, char (*ids)[SBX_SESSION_ID_LEN + 1], const sbx_session_t *found, bool ok)
+{
+    lookup_ctx_t *ctx = data;
+    sbx_shm_t *shm = sbx_worker.shm;
+    uint64_t now = sbx_time_wall_ms(), up = sbx_registry_up_since();
+
+    for (size_t i = 0; ok && !stopped && i < n; i++) {
+        if (i < ctx->nzone) {
+            /* A session of this zone: is it still in the registry? */
+            if (found[i].state != SBX_SESSION_FREE)
+                continue;
+            sbx_session_t copy;
+            int slot, act = 0;
+            sbx_shm_lock(shm);
+            if ((slot = sbx_sessions_find_locked(shm, ids[i])) >= 0) {
+                sbx_session_t *s = sbx_sessions_slot(shm, slot);
+                if (s->state == SBX_SESSION_RUNNING) {
+                    /*
+                     * Written since this connection came up and now gone: someone deleted it, or it idled
+                     * out. Never written in this Redis's life: Redis lost it (a restart), so write it again.
+                     */
+                    act = up != 0 && s->redis_written >= up ? 1 : 2;
+                    if (act == 1)
+                        claim_locked(s, now, &copy);
+                    else
+                        copy = *s;
+                }
+            }
+            sbx_shm_unlock(shm);
+            if (act == 1)
+                remove_session(slot, &copy, "gone from the registry");
+            else if (act == 2)
+                sbx_registry_resync(&copy);
+            continue;
+        }
+        pending_t *c = &ctx->containers[i - ctx->nzone];
+        if (found[i].state == SBX_SESSION_RUNNING && strcmp(found[i].container, c->cid) == 0 && strcmp(c->state, "running") == 0 &&
+            now < found[i].expires) {
+            int slot;
+            sbx_session_t adopt = found[i];
+            adopt.last_active = now;
+            adopt.state_since = now;
+            adopt.init_done = 1;
+            adopt.redis_written = now;
+            sbx_shm_lock(shm);
+            slot = sbx_sessions_find_locked(shm, adopt.id) >= 0 ? -2 : sbx_sessions_adopt_locked(shm, &adopt);
+            sbx_shm_unlock(shm);
+            if (slot >= 0)
+                sbx_log_notice("adopted a live session after a restart", "session=%.6s container=%.12s", adopt.id, c->cid);
+            continue;
+        }
+        if (found[i].state == SBX_SESSION_DELETING)
+            continue; /* another host's, by its label and the registry: leave it alone */
+        remove_orphan(c->cid, c->state, c->age);
+    }
+    free(ctx->containers);
+    free(ctx);
 }
 
 /* Sessions whose container is not in Docker's list at all have lost it (a Docker wipe): end them. */
@@ -247,6 +347,7 @@ reap_vanished(json_t *list, uint64_t now)
             char rid[16];
             sbx_token_redact(s->id, rid, sizeof(rid));
             sbx_log_warn("session's container vanished; ending it", "session=%s container=%.12s", rid, s->container);
+            sbx_registry_end(s->id, s->ip);
             sbx_sessions_release_locked(shm, (int)i);
         }
     }
@@ -256,11 +357,11 @@ reap_vanished(json_t *list, uint64_t now)
 static void
 on_list(void *data, const sbx_docker_result_t *res)
 {
-    json_t *list;
-    size_t i;
-    json_t *c;
+    json_t *list, *c;
+    size_t i, n = 0, nzone = 0;
     char msg[200];
     uint64_t now = sbx_time_wall_ms();
+    sbx_shm_t *shm = sbx_worker.shm;
 
     (void)data;
     scanning = false;
@@ -271,8 +372,41 @@ on_list(void *data, const sbx_docker_result_t *res)
         return;
     }
     set_docker_status(true, NULL);
-    json_array_foreach(list, i, c) check_container(c, now);
     reap_vanished(list, now);
+
+    /* Ask the registry about this zone's running sessions and about containers no slot holds. */
+    size_t cap = shm->capacity + json_array_size(list) + 1;
+    char(*ids)[SBX_SESSION_ID_LEN + 1] = calloc(cap, sizeof(*ids));
+    lookup_ctx_t *ctx = calloc(1, sizeof(*ctx));
+    pending_t *pend = calloc(json_array_size(list) + 1, sizeof(*pend));
+    if (ids == NULL || ctx == NULL || pend == NULL)
+        goto done;
+    if (sbx_registry_ready()) {
+        sbx_shm_lock(shm);
+        for (uint32_t k = 0; k < shm->capacity; k++) {
+            sbx_session_t *s = sbx_sessions_slot(shm, (int)k);
+            if (s->state == SBX_SESSION_RUNNING && now - s->state_since >= ORPHAN_GRACE_MS)
+                memcpy(ids[nzone++], s->id, sizeof(ids[0]));
+        }
+        sbx_shm_unlock(shm);
+    }
+    n = nzone;
+    json_array_foreach(list, i, c)
+    {
+        if (check_container(c, now, &pend[n - nzone], ids[n]))
+            n++;
+    }
+    if (n > 0) {
+        ctx->nzone = nzone;
+        ctx->containers = pend;
+        if (sbx_registry_lookup(ids, n, on_registry, ctx) == SBX_OK)
+            ctx = NULL, pend = NULL;
+    }
+
+done:
+    free(ids);
+    free(ctx);
+    free(pend);
     json_decref(list);
 }
 

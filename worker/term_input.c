@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "registry.h"
 #include "sessions.h"
 #include "terminal.h"
 #include "worker.h"
@@ -125,7 +126,7 @@ input(sbx_terminal_t *t, const char *data, size_t len)
             term_send_json(t, json_pack("{s:s, s:s}", "type", "error", "message", msg));
         return;
     }
-    sbx_sessions_touch(sbx_worker.shm, t->slot, sbx_time_wall_ms());
+    sbx_registry_activity(t->slot);
     term_write(t, data, len);
 }
 

@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "log.h"
+#include "registry.h"
 #include "sessions.h"
 #include "terminal.h"
 #include "utf8.h"
@@ -203,7 +204,7 @@ on_docker_read(h2o_socket_t *sock, const char *err)
     else
         forward(t, sock->input->bytes, len);
     h2o_buffer_consume(&sock->input, len);
-    sbx_sessions_touch(sbx_worker.shm, t->slot, sbx_time_wall_ms());
+    sbx_registry_activity(t->slot);
     if (t->outlen > TERM_HIGH_WATER) {
         t->paused = true;
         h2o_socket_read_stop(sock);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "registry.h"
 #include "worker.h"
 
 #define MAX_LISTENERS 64
@@ -231,6 +232,7 @@ sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *
         sbx_log_error("worker cannot start", "slot=%u", slot);
         return 2;
     }
+    sbx_registry_start();
     sbx_housekeeping_start();
     sbx_log_info("worker serving", "slot=%u generation=%u listeners=%zu", slot, generation, nfds);
 

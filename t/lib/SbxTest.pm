@@ -59,6 +59,9 @@ sub new {
     # Each server reaps only containers labelled with its own host_id: unique per
     # instance, so parallel tests never remove each other's sandboxes.
     $self->{host_id} = $a{host_id} // "t$$-$self->{port}";
+    # Redis: quotas are global by design, so each test server gets a private redis-server
+    # unless it is given one to share (two instances of one deployment).
+    $self->{redis} = $a{redis} // SbxRedis->new;
     $self->{conf} = "$self->{dir}/sandboxd.yaml";
     $self->{log}  = "$self->{dir}/sandboxd.log";
     $self->write_conf($a{yaml} // '', $a{listen});
@@ -76,6 +79,7 @@ sub write_conf {
     print $fh "workers: $self->{workers}\n" unless $extra =~ /^workers:/m;
     print $fh "pid_file: $self->{dir}/sandboxd.pid\n";
     print $fh "host_id: $self->{host_id}\n" unless $extra =~ /^host_id:/m;
+    print $fh "redis: {url: '" . $self->{redis}->url . "'}\n" unless $extra =~ /^redis:/m;
     print $fh "log: {level: info}\n" unless $extra =~ /^log:/m;
     print $fh $extra;
     close $fh;
@@ -181,3 +185,43 @@ sub DESTROY {
 }
 
 1;
+
+# A private redis-server on a free loopback port, stopped when the last user lets go.
+package SbxRedis;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep);
+
+sub new {
+    my ($class) = @_;
+    my $self = bless { port => SbxTest::free_port() }, $class;
+    $self->start;
+    return $self;
+}
+
+sub url { "redis://127.0.0.1:$_[0]{port}/0" }
+
+sub start {
+    my ($self) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        exec 'redis-server', '--port', $self->{port}, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no' or die;
+    }
+    $self->{pid} = $pid;
+    SbxTest::wait_until(10, sub { `redis-cli -p $self->{port} ping 2>/dev/null` =~ /PONG/ })
+      or die "redis-server did not start on $self->{port}";
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid};
+    kill 'KILL', $self->{pid};
+    waitpid($self->{pid}, 0);
+    delete $self->{pid};
+}
+
+# Runs redis-cli against this server; returns its output.
+sub cli { my ($self, @args) = @_; my $a = join ' ', map { "'$_'" } @args; `redis-cli -p $self->{port} $a 2>&1` }
+
+sub DESTROY { local $?; $_[0]->stop }
