@@ -222,7 +222,7 @@ on_sandbox(void *data, const sbx_sandbox_result_t *res)
     }
     sbx_shm_unlock(sbx_worker.shm);
     if (wanted && op->registered)
-        sbx_registry_running(s);
+        sbx_registry_running(&copy, op->slot);
     if (!wanted) {
         sbx_log_info("session abandoned during create; removing its container", "session=%s", rid);
         if (sbx_sandbox_remove(res->container, on_orphan_removed, op) != SBX_OK)
@@ -404,7 +404,9 @@ lookup(h2o_req_t *req, const char *id, sbx_session_t *copy)
     uint64_t now = sbx_time_wall_ms();
     int i;
 
-    if (!sbx_token_valid(id, strlen(id)) || (i = sbx_sessions_find(sbx_worker.shm, id, copy)) < 0) {
+    /* A session being deleted is gone to its client, even while its container's removal is still pending. */
+    if (!sbx_token_valid(id, strlen(id)) || (i = sbx_sessions_find(sbx_worker.shm, id, copy)) < 0 ||
+        copy->state == SBX_SESSION_DELETING) {
         sbx_reply_error(req, 404, "NotFound", "Session not found", 0);
         return -1;
     }

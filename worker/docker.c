@@ -93,7 +93,8 @@ on_deferred_error(sbx_timer_t *timer)
 {
     sbx_docker_call_t *call = (sbx_docker_call_t *)((char *)timer - offsetof(sbx_docker_call_t, timer));
 
-    fail(call, "%s", call->deferred_error);
+    /* The text is already in errbuf: fail() would snprintf errbuf into itself. */
+    finish(call, 0, call->deferred_error, NULL, 0);
 }
 
 /* Tries to complete a plain (non-hijack) response; returns true when the call is finished. */

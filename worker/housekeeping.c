@@ -297,7 +297,7 @@ on_registry(void *data, size_t n, char (*ids)[SBX_SESSION_ID_LEN + 1], const sbx
             if (act == 1)
                 remove_session(slot, &copy, "gone from the registry");
             else if (act == 2)
-                sbx_registry_resync(&copy);
+                sbx_registry_resync(&copy, slot);
             continue;
         }
         pending_t *c = &ctx->containers[i - ctx->nzone];
@@ -385,7 +385,8 @@ on_list(void *data, const sbx_docker_result_t *res)
         sbx_shm_lock(shm);
         for (uint32_t k = 0; k < shm->capacity; k++) {
             sbx_session_t *s = sbx_sessions_slot(shm, (int)k);
-            if (s->state == SBX_SESSION_RUNNING && now - s->state_since >= ORPHAN_GRACE_MS)
+            /* Its hash exists from admission on, so no grace is needed (unlike a container no slot holds). */
+            if (s->state == SBX_SESSION_RUNNING)
                 memcpy(ids[nzone++], s->id, sizeof(ids[0]));
         }
         sbx_shm_unlock(shm);

@@ -265,20 +265,14 @@ update(const sbx_session_t *s, int slot, args_t *a)
     free(head);
 }
 
-static int
-slot_of(const sbx_session_t *s)
-{
-    return (int)(s - sbx_sessions_slot(sbx_worker.shm, 0));
-}
-
 void
-sbx_registry_running(const sbx_session_t *s)
+sbx_registry_running(const sbx_session_t *s, int slot)
 {
     args_t a = {0};
 
     add(&a, "state"), add(&a, "running");
     add(&a, "container"), add(&a, s->container);
-    update(s, slot_of(s), &a);
+    update(s, slot, &a);
 }
 
 void
@@ -359,10 +353,9 @@ sbx_registry_end(const char *id, const char *ip)
 }
 
 void
-sbx_registry_resync(const sbx_session_t *s)
+sbx_registry_resync(const sbx_session_t *s, int slot)
 {
     args_t *a = calloc(1, sizeof(*a));
-    int slot = slot_of(s);
 
     if (a == NULL)
         return;

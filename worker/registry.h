@@ -35,8 +35,8 @@ typedef void (*sbx_registry_admit_cb)(void *data, int verdict, unsigned retry_af
  * hash in state "creating". cb runs exactly once, later.
  */
 int sbx_registry_admit(const sbx_session_t *s, sbx_registry_admit_cb cb, void *data);
-/* The container of s is running: record it (state "running"). */
-void sbx_registry_running(const sbx_session_t *s);
+/* The container of slot's session (s, a copy or the slot itself) is running: record it (state "running"). */
+void sbx_registry_running(const sbx_session_t *s, int slot);
 /* A creation failed: forget it, the hourly stamp included. */
 void sbx_registry_refund(const sbx_session_t *s);
 /* The session is over: delete its hash and its set memberships. */
@@ -45,8 +45,8 @@ void sbx_registry_end(const char *id, const char *ip);
 void sbx_registry_touch(int slot, uint64_t now);
 /* Activity on slot (a request, a keystroke, output): the idle timer here and, at most once a second, in Redis. */
 void sbx_registry_activity(int slot);
-/* Writes a live session's whole hash again (after Redis lost it in a restart). */
-void sbx_registry_resync(const sbx_session_t *s);
+/* Writes the whole hash of slot's live session (s, a copy of it) again, after Redis lost it in a restart. */
+void sbx_registry_resync(const sbx_session_t *s, int slot);
 
 /*
  * Looks up ids (n of them) and reports, per id, the registry's copy in

@@ -124,8 +124,10 @@ on_removed(void *data, const sbx_docker_result_t *res)
     char msg[200];
     bool ok = res->status == 204 || res->status == 404; /* 404: already gone, which is what we wanted */
 
+    /* 409 "removal already in progress": another call of ours is on it; not a failure worth a warning. */
     if (!ok)
-        sbx_log_warn("container remove failed", "status=%d error=%s", res->status, sbx_docker_message(res, msg, sizeof(msg)));
+        sbx_log(res->status == 409 ? SBX_LOG_INFO : SBX_LOG_WARN, "container remove failed", "status=%d error=%s", res->status,
+                sbx_docker_message(res, msg, sizeof(msg)));
     if (op->cb != NULL)
         op->cb(op->data, ok, ok ? NULL : sbx_docker_message(res, msg, sizeof(msg)));
     free(op);

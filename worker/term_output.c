@@ -36,12 +36,20 @@ queue_frame(sbx_terminal_t *t, const unsigned char *buf, size_t len)
     return n;
 }
 
+static void
+on_flush(sbx_timer_t *timer)
+{
+    term_output_push((sbx_terminal_t *)((char *)timer - offsetof(sbx_terminal_t, flush)));
+}
+
 /* Moves buffered output into a frame when wslay has none waiting, and reads the container again when there is room. */
 void
 term_output_push(sbx_terminal_t *t)
 {
     size_t n;
 
+    if (t->state == TERM_CLOSING && t->close_code == 0)
+        return;
     if (t->outlen > 0 && wslay_event_get_queued_msg_count(t->ws->ws_ctx) == 0 &&
         (n = queue_frame(t, (unsigned char *)t->outbuf, t->outlen)) > 0) {
         memmove(t->outbuf, t->outbuf + n, t->outlen - n);
@@ -49,6 +57,9 @@ term_output_push(sbx_terminal_t *t)
         term_flush(t);
     }
     term_output_resume(t);
+    /* Output still waits: look again soon, not on the next read (there may be none while paused). */
+    if (t->outlen > 0 && !h2o_timeout_is_linked(&t->flush.entry) && !t->destroying)
+        sbx_timer_start(&t->flush, TERM_FLUSH_MS, on_flush);
 }
 
 /* Adds bytes for the browser; a frame goes out at once when the way is clear. */

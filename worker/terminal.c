@@ -20,7 +20,7 @@
 
 #define ATTACH_TIMEOUT 10000 /* ms */
 #define TICK_MS 250
-#define PAUSED_TICK_MS 5    /* while output waits for the browser, look often for room to send it */
+#define PAUSED_TICK_MS 5    /* while a close waits for the messages before it */
 #define CLOSE_GRACE_MS 2000 /* after our close frame, how long the browser has to answer it */
 #define INIT_TIMEOUT 30000  /* ms for a session's init commands */
 
@@ -33,6 +33,7 @@ term_destroy(sbx_timer_t *timer)
     sbx_session_t *s = sbx_sessions_slot(sbx_worker.shm, t->slot);
 
     sbx_timer_stop(&t->tick);
+    sbx_timer_stop(&t->flush);
     sbx_docker_cancel(t->attach);
     if (t->resizing)
         sbx_docker_cancel(t->resize_call);
@@ -59,6 +60,7 @@ term_schedule_destroy(sbx_terminal_t *t)
     t->destroying = true;
     t->state = TERM_CLOSING;
     sbx_timer_stop(&t->tick);
+    sbx_timer_stop(&t->flush);
     if (t->docker != NULL)
         h2o_socket_read_stop(t->docker);
     sbx_timer_start(&t->reaper, 0, term_destroy);
@@ -98,12 +100,13 @@ term_send_json(sbx_terminal_t *t, json_t *msg)
 /*
  * wslay sends control frames ahead of queued data and drops data once a
  * close is out, so the close waits until the messages before it (the error
- * that explains it) have left the queue.
+ * that explains it, the last output) have left the queue.
  */
 static void
 queue_close_when_sent(sbx_terminal_t *t)
 {
-    if (t->close_code == 0 || wslay_event_get_queued_msg_count(t->ws->ws_ctx) > 0)
+    /* The shell's last words (still buffered here) go out before the close, too. */
+    if (t->close_code == 0 || wslay_event_get_queued_msg_count(t->ws->ws_ctx) > 0 || t->outlen > 0)
         return;
     wslay_event_queue_close(t->ws->ws_ctx, t->close_code, (const uint8_t *)t->close_reason, strlen(t->close_reason));
     t->close_code = 0;
@@ -188,8 +191,7 @@ on_tick(sbx_timer_t *timer)
         term_init_finished(t, false);
         term_output_resume(t);
     }
-    term_output_push(t);
-    sbx_timer_start(timer, t->paused || t->outlen > 0 ? PAUSED_TICK_MS : TICK_MS, on_tick);
+    sbx_timer_start(timer, TICK_MS, on_tick);
 }
 
 /* Runs when the WebSocket is gone: the peer closed, answered our close, or the socket failed. */

@@ -25,7 +25,8 @@
 
 #define TERM_HIGH_WATER (256 << 10) /* bytes waiting for the browser before we stop reading the container */
 #define TERM_LOW_WATER (64 << 10)   /* and below which we read again */
-#define TERM_FRAME_MAX (64 << 10)   /* bytes of output in one frame */
+#define TERM_FRAME_MAX (128 << 10)  /* bytes of output in one frame */
+#define TERM_FLUSH_MS 1             /* while output waits for wslay's queue to empty, look this often */
 #define TERM_INPUT_MAX (256 << 10)  /* bytes of input waiting for the container before we give up on the client */
 
 typedef enum { TERM_ATTACHING, TERM_INIT, TERM_READY, TERM_CLOSING } term_state_t;
@@ -79,7 +80,8 @@ typedef struct sbx_terminal_s {
     uint16_t close_code;      /* a close waiting for the messages queued before it */
     const char *close_reason; /* static text */
     bool destroying;
-    sbx_timer_t tick;   /* takeover, session end, pings, flow control */
+    sbx_timer_t tick;   /* takeover, session end, pings */
+    sbx_timer_t flush;  /* armed only while output waits: h2o says nothing when a frame has gone */
     sbx_timer_t reaper; /* zero-delay: frees the terminal outside any callback */
 } sbx_terminal_t;
 
