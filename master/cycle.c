@@ -1,7 +1,9 @@
 /*
  * The master's process cycle, after nginx's ngx_master_process_cycle():
- * signal handlers only set flags; the loop sleeps in sigsuspend() and
- * acts on them: reaps and respawns workers, reloads, stops.
+ * signal handlers only set flags; the loop sleeps in ppoll() with signals
+ * unblocked only there (as sigsuspend() would, but it also wakes for the
+ * workers' control messages) and acts on them: reaps and respawns
+ * workers, reloads, stops.
  */
 #include "config.h"
 
@@ -11,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "master.h"
 #include "worker.h"
@@ -30,6 +35,9 @@ enum { PROC_FREE, PROC_RUNNING, PROC_RETIRING, PROC_WAITING };
 
 typedef struct {
     int state;
+    int chan; /* the master's end of this worker's control channel, or -1 */
+    bool ready;
+    unsigned generation;
     pid_t pid;
     unsigned slot;
     uint64_t started;    /* ms, monotonic */
@@ -46,6 +54,7 @@ typedef struct {
     unsigned generation;
     proc_t procs[MAX_PROCS];
     uint64_t stop_deadline; /* ms, monotonic; 0 while running */
+    unsigned announced;     /* generation + 1 whose workers all said ready */
 } master_t;
 
 static void
@@ -107,10 +116,14 @@ listen_fds(master_t *m, int *fds)
 static void
 spawn(master_t *m, proc_t *p, unsigned slot)
 {
-    int fds[64];
+    int fds[64], chan[2] = {-1, -1};
     int n = listen_fds(m, fds);
-    pid_t pid = fork();
+    pid_t pid;
 
+    /* One packet per message, so a message is never split or merged with the next. */
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, chan) == -1)
+        sbx_log_warn("cannot make a control channel; the worker runs without one", "error=%s", strerror(errno));
+    pid = fork();
     if (pid == -1) {
         sbx_log_error("fork failed; will retry", "error=%s", strerror(errno));
         p->state = PROC_WAITING;
@@ -122,9 +135,20 @@ spawn(master_t *m, proc_t *p, unsigned slot)
         sigset_t none;
         sigemptyset(&none);
         sbx_log_set_role("worker");
+        /* The other workers' channels are the master's business. */
+        for (size_t i = 0; i < MAX_PROCS; i++)
+            if (m->procs[i].state != PROC_FREE && m->procs[i].chan >= 0 && &m->procs[i] != p)
+                close(m->procs[i].chan);
+        if (chan[0] >= 0)
+            close(chan[0]);
         /* The worker installs its own handlers before unblocking. */
-        _exit(sbx_worker_main(m->conf, fds, (size_t)n, m->shm, slot, m->generation, &none));
+        _exit(sbx_worker_main(m->conf, fds, (size_t)n, m->shm, slot, m->generation, chan[1], &none));
     }
+    if (chan[1] >= 0)
+        close(chan[1]);
+    p->chan = chan[0];
+    p->ready = false;
+    p->generation = m->generation;
     p->state = PROC_RUNNING;
     p->pid = pid;
     p->slot = slot;
@@ -151,6 +175,7 @@ spawn_generation(master_t *m)
             return;
         }
         memset(p, 0, sizeof(*p));
+        p->chan = -1;
         spawn(m, p, slot);
     }
 }
@@ -189,6 +214,10 @@ reap(master_t *m, bool stopping)
         if (p == NULL)
             continue;
         int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1, sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+        if (p->chan >= 0)
+            close(p->chan);
+        p->chan = -1;
+        p->ready = false;
         if (p->state == PROC_RETIRING || stopping) {
             sbx_log_info("worker exited", "worker=%d status=%d signal=%d", (int)pid, code, sig);
             p->state = PROC_FREE;
@@ -205,6 +234,58 @@ reap(master_t *m, bool stopping)
         p->state = PROC_WAITING;
         p->respawn_at = now + p->delay;
     }
+}
+
+/* Reads the workers' control messages; logs once when a whole generation serves. */
+static void
+read_channels(master_t *m)
+{
+    char buf[SBX_CONTROL_MAX];
+    sbx_control_t msg;
+    ssize_t n;
+
+    for (size_t i = 0; i < MAX_PROCS; i++) {
+        proc_t *p = &m->procs[i];
+        if (p->chan < 0 || p->state == PROC_FREE)
+            continue;
+        while ((n = recv(p->chan, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+            if (sbx_control_decode(buf, (size_t)n, &msg) != SBX_OK) {
+                sbx_log_warn("bad control message from a worker", "worker=%d bytes=%zd", (int)p->pid, n);
+                continue;
+            }
+            if (msg.type == SBX_CONTROL_READY)
+                p->ready = true;
+        }
+        if (n == 0) { /* the worker is gone; reap() will say why */
+            close(p->chan);
+            p->chan = -1;
+        }
+    }
+    if (m->announced != m->generation + 1) {
+        size_t ready = 0, want = 0;
+        for (size_t i = 0; i < MAX_PROCS; i++) {
+            proc_t *p = &m->procs[i];
+            if (p->state == PROC_RUNNING && p->generation == m->generation)
+                want++, ready += p->ready;
+        }
+        if (want > 0 && ready == want && want == m->conf->workers) {
+            m->announced = m->generation + 1;
+            sbx_log_notice("all workers serving", "generation=%u workers=%zu", m->generation, want);
+        }
+    }
+}
+
+/* Sleeps until a signal or a control message; signals are unblocked only inside ppoll, as in sigsuspend. */
+static void
+wait_events(master_t *m, const sigset_t *none)
+{
+    struct pollfd pfd[MAX_PROCS];
+    nfds_t n = 0;
+
+    for (size_t i = 0; i < MAX_PROCS; i++)
+        if (m->procs[i].chan >= 0 && m->procs[i].state != PROC_FREE)
+            pfd[n].fd = m->procs[i].chan, pfd[n].events = POLLIN, pfd[n++].revents = 0;
+    ppoll(pfd, n, NULL, none);
 }
 
 static void
@@ -328,6 +409,8 @@ sbx_master_run(const char *conf_file, sbx_conf_t *conf)
 
     m.conf_file = conf_file;
     m.conf = conf;
+    for (size_t i = 0; i < MAX_PROCS; i++)
+        m.procs[i].chan = -1; /* 0 would be stdin */
     apply_log_settings(conf);
     install_signals(&blocked);
     sigemptyset(&none);
@@ -345,7 +428,8 @@ sbx_master_run(const char *conf_file, sbx_conf_t *conf)
     for (;;) {
         arm_timer(&m);
         if (!(sig_reload || sig_quit || sig_terminate || sig_reopen || sig_child || sig_alarm))
-            sigsuspend(&none);
+            wait_events(&m, &none);
+        read_channels(&m);
         /* Take every flag at once: a flag left set would keep sigsuspend() from sleeping. */
         bool got_child = sig_child, got_term = sig_terminate, got_quit = sig_quit, got_reload = sig_reload, got_reopen = sig_reopen;
         sig_alarm = sig_child = sig_terminate = sig_quit = sig_reload = sig_reopen = 0;

@@ -6,6 +6,9 @@ use SbxTest;
 
 my $s = SbxTest->new(yaml => "allowed_origins: [https://app.example]\n");
 
+ok(wait_until(5, sub { grep { $_->{generation} == 0 && $_->{workers} == 2 } $s->log_lines('all workers serving') }),
+    'every worker tells the master it serves (control channel)');
+
 my $r = http_get($s->url('/health'));
 is($r->{status}, 200, 'GET /health is 200');
 is($r->{headers}{'content-type'}, 'application/json', 'health is application/json');

@@ -51,6 +51,8 @@ my ($ok, $bad) = split ' ', scalar <$fh>;
 is($bad, 0, 'no request failed through three reloads');
 cmp_ok($ok, '>=', 2000, "at least 2000 requests ran ($ok)");
 is(scalar $s->log_lines('reloaded'), 3, 'three reloads logged');
+ok(wait_until(10, sub { grep { $_->{generation} == 3 } $s->log_lines('all workers serving') }),
+    'the master hears the newest generation say it serves');
 
 ok(wait_until(10, sub { my @w = $s->worker_pids; @w == 2 && !grep { my $p = $_; grep { $_ == $p } @gen0 } @w }),
     'old workers drained and exited; two new ones serve');

@@ -15,6 +15,12 @@ $s->start;
 my @w = $s->worker_pids;
 is(scalar @w, 2, 'two workers');
 
+# An idle master sleeps: it must not spin in its loop (it once polled stdin by mistake).
+sub cpu_ticks { open my $f, '<', "/proc/$_[0]/stat" or return 0; my @f = split ' ', (<$f> =~ s/^.*\) //r); $f[11] + $f[12] }
+my $t0 = cpu_ticks($s->{pid});
+sleep 2;
+cmp_ok(cpu_ticks($s->{pid}) - $t0, '<', 10, 'an idle master uses no CPU (under 0.1 s in 2 s)');
+
 # kill -9 of a worker: the master respawns it and requests keep succeeding.
 kill 'KILL', $w[0];
 ok(wait_until(5, sub { my @n = $s->worker_pids; @n == 2 && !grep { $_ == $w[0] } @n }), 'a killed worker is replaced');

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "log.h"
 #include "registry.h"
 #include "worker.h"
@@ -215,16 +216,18 @@ begin_drain(void)
     /* Idle keep-alive connections close now; busy ones after their response. */
     h2o_context_request_shutdown(&sbx_worker.ctx);
     sbx_log_info("worker draining", "generation=%u", sbx_worker.generation);
+    sbx_control_send(sbx_worker.chan, &(sbx_control_t){SBX_CONTROL_DRAINING, getpid(), sbx_worker.slot, sbx_worker.generation});
 }
 
 int
-sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *shm, unsigned slot, unsigned generation,
+sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *shm, unsigned slot, unsigned generation, int chan,
                 const sigset_t *unblock)
 {
     sbx_worker.conf = conf;
     sbx_worker.shm = shm;
     sbx_worker.slot = slot;
     sbx_worker.generation = generation;
+    sbx_worker.chan = chan;
     install_signals(unblock);
     if (getppid() == 1) /* the master died between fork() and prctl() */
         return 0;
@@ -235,6 +238,7 @@ sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *
     sbx_registry_start();
     sbx_housekeeping_start();
     sbx_log_info("worker serving", "slot=%u generation=%u listeners=%zu", slot, generation, nfds);
+    sbx_control_send(chan, &(sbx_control_t){SBX_CONTROL_READY, getpid(), slot, generation});
 
     for (;;) {
         /* A bounded wait, so flags set by a signal between checks are seen within 1 s at worst (100 ms while draining). */

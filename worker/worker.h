@@ -21,6 +21,7 @@ typedef struct sbx_worker_s {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     unsigned slot, generation;
+    int chan; /* control channel to the master (control.h) */
     bool draining;
     unsigned inflight;       /* asynchronous operations (Docker calls for a request) still running */
     unsigned terminals;      /* live WebSocket terminals */
@@ -34,10 +35,11 @@ extern sbx_worker_t sbx_worker;
  * Runs a worker until it is told to stop. fds are the listening sockets
  * (shared with the master and the other workers; this process closes its
  * copies when it drains). Returns the exit code: 0 after a clean stop, 2
- * when the worker could not start (the master then backs off).
+ * when the worker could not start (the master then backs off). chan is
+ * this worker's end of its control channel to the master (-1: none).
  */
 int sbx_worker_main(const sbx_conf_t *conf, const int *fds, size_t nfds, sbx_shm_t *shm, unsigned slot, unsigned generation,
-                    const sigset_t *unblock);
+                    int chan, const sigset_t *unblock);
 
 /* Tells the drain logic that sock is no longer an HTTP connection (it was upgraded to a WebSocket). */
 void sbx_worker_untrack(h2o_socket_t *sock);
