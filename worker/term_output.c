@@ -66,6 +66,8 @@ term_output_push(sbx_terminal_t *t)
 static void
 emit(sbx_terminal_t *t, const char *data, size_t len)
 {
+    if (len == 0) /* nothing to add (and outbuf may not exist yet: memcpy from or to NULL is undefined) */
+        return;
     if (t->outlen + len > t->outcap) {
         size_t cap = t->outcap ? t->outcap : 16384;
         while (cap < t->outlen + len)
