@@ -148,8 +148,8 @@ class Sandboxd:
     Containers a bench makes itself (baselines) carry sandboxd.host=<host_id>-direct: with the
     server's own host_id its housekeeping would remove them as orphans after 10 s."""
 
-    def __init__(self, image, runtime, workers=2):
-        self.image, self.runtime, self.workers = image, runtime, workers
+    def __init__(self, image, runtime, workers=2, extra=""):
+        self.image, self.runtime, self.workers, self.extra = image, runtime, workers, extra
         self.host = f"bench-{os.getpid()}"
         self.direct_host = self.host + "-direct"
         self.proc = self.redis = None
@@ -188,7 +188,8 @@ class Sandboxd:
                     f"pid_file: {self.tmp}/sbx.pid\nhost_id: {self.host}\ndrain_timeout: 5s\n"
                     "log: {level: info}\n"
                     f"docker: {{image: {self.image}, runtime: {self.runtime}}}\n"
-                    "sessions: {max_per_ip: 200, per_ip_per_hour: 100000, capacity: 128, commands_per_minute: 100000}\n")
+                    "sessions: {max_per_ip: 200, per_ip_per_hour: 100000, capacity: 128, commands_per_minute: 100000}\n"
+                    + self.extra)
         with open(self.logfile, "w") as log:
             self.proc = subprocess.Popen([BIN, "-c", conf], stdout=log, stderr=subprocess.STDOUT)
         for _ in range(100):  # 10 s

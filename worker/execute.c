@@ -49,7 +49,8 @@ struct run_s {
     unsigned char hdr[8];
     size_t nhdr, frame_left;
     int frame_stream;
-    uint64_t timeout_ms, started, ended; /* ms, monotonic */
+    uint64_t timeout_ms, started, ended;                     /* ms, monotonic */
+    uint64_t t0, t_created, t_attached, t_started, t_waited; /* ms, monotonic: where the time goes, for the log */
     bool timed_out, truncated, killed;
     int exit_code;
     sbx_timer_t timer;
@@ -122,9 +123,15 @@ finish(run_t *run, int status, const char *error)
                                      (json_int_t)(run->ended - run->started), "timedOut", run->timed_out, "truncated",
                                      run->truncated, "language", run->lang->name));
     }
-    sbx_log_info("execute finished", "run=%.6s language=%s status=%d exit=%d ms=%llu timed_out=%d truncated=%d", run->id,
-                 run->lang->name, status, run->exit_code, (unsigned long long)(run->ended - run->started), run->timed_out,
-                 run->truncated);
+#define SPAN(a, b) (unsigned long long)((b) >= (a) && (a) ? (b) - (a) : 0)
+    uint64_t now = sbx_time_mono_ms();
+    sbx_log_info("execute finished",
+                 "run=%.6s language=%s status=%d exit=%d timed_out=%d truncated=%d total_ms=%llu create_ms=%llu attach_ms=%llu "
+                 "start_ms=%llu run_ms=%llu wait_ms=%llu",
+                 run->id, run->lang->name, status, run->exit_code, run->timed_out, run->truncated, SPAN(run->t0, now),
+                 SPAN(run->t0, run->t_created), SPAN(run->t_created, run->t_attached), SPAN(run->t_attached, run->t_started),
+                 SPAN(run->t_started, run->ended), SPAN(run->ended, run->t_waited));
+#undef SPAN
     run_free(run);
 }
 
@@ -149,6 +156,7 @@ on_waited(void *data, const sbx_docker_result_t *res)
         return;
     }
     run->exit_code = (int)json_integer_value(json_object_get(j, "StatusCode"));
+    run->t_waited = sbx_time_mono_ms();
     json_decref(j);
     finish(run, 200, NULL);
 }
@@ -273,7 +281,7 @@ on_started(void *data, const sbx_docker_result_t *res)
         fail(run, "cannot start the sandbox", res);
         return;
     }
-    run->started = sbx_time_mono_ms();
+    run->started = run->t_started = sbx_time_mono_ms();
     sbx_timer_start(&run->timer, run->timeout_ms, on_timeout);
     h2o_socket_read_start(run->stream, on_stream);
     if (run->stream->input->size > 0)
@@ -293,6 +301,7 @@ on_attached(void *data, h2o_socket_t *sock, const char *error)
     }
     run->stream = sock;
     sock->data = run;
+    run->t_attached = sbx_time_mono_ms();
     snprintf(path, sizeof(path), SBX_DOCKER_API "/containers/%s/start", run->container);
     if (sbx_docker_request("POST", path, NULL, STEP_TIMEOUT, on_started, run) == NULL)
         finish(run, 503, "out of memory");
@@ -312,6 +321,7 @@ on_created(void *data, const sbx_docker_result_t *res)
     }
     if ((id = json_string_value(json_object_get(j, "Id"))) != NULL)
         snprintf(run->container, sizeof(run->container), "%s", id);
+    run->t_created = sbx_time_mono_ms();
     json_decref(j);
     snprintf(path, sizeof(path), SBX_DOCKER_API "/containers/%s/attach?stream=1&stdout=1&stderr=1", run->container);
     if (sbx_docker_hijack(path, STEP_TIMEOUT, on_attached, run) == NULL)
@@ -393,6 +403,7 @@ sbx_api_execute(h2o_req_t *req)
     }
     run->req = req;
     run->lang = lang;
+    run->t0 = sbx_time_mono_ms();
     run->timeout_ms = json_is_number(jtimeout) ? (uint64_t)json_number_value(jtimeout) : conf->execute_timeout;
     run->ref = h2o_mem_alloc_shared(&req->pool, sizeof(run_ref_t), on_dispose);
     run->ref->run = run;
@@ -400,7 +411,8 @@ sbx_api_execute(h2o_req_t *req)
     json_t *spec = sbx_container_execute_spec(conf, lang, json_string_value(jcode),
                                               json_is_string(jstdin) ? json_string_value(jstdin) : "", run->id, sbx_time_wall_ms());
     json_decref(body);
-    if (spec == NULL || sbx_docker_request("POST", SBX_DOCKER_API "/containers/create", spec, STEP_TIMEOUT, on_created, run) == NULL)
+    if (spec == NULL ||
+        sbx_docker_request("POST", SBX_DOCKER_API "/containers/create", spec, STEP_TIMEOUT, on_created, run) == NULL)
         finish(run, 503, "out of memory");
     json_decref(spec);
     return 0;
