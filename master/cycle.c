@@ -271,6 +271,7 @@ read_channels(master_t *m)
         if (want > 0 && ready == want && want == m->conf->workers) {
             m->announced = m->generation + 1;
             sbx_log_notice("all workers serving", "generation=%u workers=%zu", m->generation, want);
+            sbx_notify("READY=1\nSTATUS=serving");
         }
     }
 }
@@ -332,12 +333,15 @@ reload(master_t *m)
     sbx_listener_t *ls;
 
     sbx_log_notice("reloading", "file=%s", m->conf_file);
+    sbx_notify_reloading();
     if (conf == NULL) {
         log_errors("reload failed; the old configuration keeps serving", err);
+        sbx_notify("READY=1\nSTATUS=reload failed; the old configuration serves");
         return;
     }
     if ((ls = calloc(conf->nlisten, sizeof(*ls))) == NULL || sbx_listen_open(conf, m->listeners, m->nlisteners, ls) != SBX_OK) {
         sbx_log_error("reload failed; the old configuration keeps serving", "error=%s", "cannot open the listeners");
+        sbx_notify("READY=1\nSTATUS=reload failed; the old configuration serves");
         free(ls);
         sbx_conf_free(conf);
         return;
@@ -437,11 +441,13 @@ sbx_master_run(const char *conf_file, sbx_conf_t *conf)
             reap(&m, quitting || terminating);
         if (got_term && !terminating) {
             terminating = true;
+            sbx_notify("STOPPING=1");
             sbx_log_notice("fast stop", NULL);
             signal_workers(&m, SIGTERM, 0);
             m.stop_deadline = sbx_time_mono_ms() + FAST_STOP_GRACE;
         } else if (got_quit && !quitting && !terminating) {
             quitting = true;
+            sbx_notify("STOPPING=1");
             sbx_log_notice("graceful stop: draining workers", "drain_timeout_ms=%llu", (unsigned long long)m.conf->drain_timeout);
             signal_workers(&m, SIGQUIT, 0);
             m.stop_deadline = sbx_time_mono_ms() + m.conf->drain_timeout + FAST_STOP_GRACE;

@@ -31,4 +31,13 @@ void sbx_listen_close(sbx_listener_t *ls, size_t n);
  */
 int sbx_master_run(const char *conf_file, sbx_conf_t *conf);
 
+/*
+ * notify.c: tells systemd (Type=notify) about the master's state through
+ * $NOTIFY_SOCKET: "READY=1" once every worker of a generation serves,
+ * RELOADING=1 around a SIGHUP, "STOPPING=1". A no-op outside systemd.
+ * Never blocks (one datagram). Returns SBX_OK or SBX_ERROR.
+ */
+int sbx_notify(const char *state);
+int sbx_notify_reloading(void);
+
 #endif

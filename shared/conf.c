@@ -395,6 +395,9 @@ static const conf_key_t keys[] = {
     {"container.fsize", set_size, OFF(container_fsize), 1 << 20, 1ULL << 40},
     {"pool.size", set_uint, OFF(pool_size), 0, 10000},
     {"environments", conf_set_environments, 0, 0, 0},
+    {"page.enabled", set_bool, OFF(page_enabled), 0, 0},
+    {"page.dir", set_str, OFF(page_dir), 0, 4096},
+    {"status.memory_percent", set_uint, OFF(status_memory_percent), 1, 100},
     {"execute.enabled", set_bool, OFF(execute_enabled), 0, 0},
     {"execute.per_ip_per_minute", set_uint, OFF(execute_per_ip_per_minute), 1, 100000},
     {"execute.concurrency", set_uint, OFF(execute_concurrency), 1, 10000},
@@ -505,6 +508,9 @@ set_defaults(sbx_conf_t *conf)
     conf->container_nofile = 256;
     conf->container_fsize = 64 << 20;
     conf->pool_size = 0;
+    conf->page_enabled = true;
+    conf->page_dir = conf_arena_strdup(conf, SBX_DATADIR "/sandboxd/page");
+    conf->status_memory_percent = 90;
     conf->execute_enabled = true;
     conf->execute_per_ip_per_minute = 10;
     conf->execute_concurrency = 8;
@@ -565,6 +571,25 @@ check_whole(ctx_t *c)
             conf->environments[i].image = conf->docker_image;
     if (conf->nlanguages == 0)
         conf_default_languages(conf);
+    if (conf->page_dir == NULL || conf->page_dir[0] == '\0') {
+        conf->page_enabled = false;
+    } else if (conf->page_dir[0] != '/') {
+        /* Relative to the config file, so the repo's conf/sandboxd.yaml finds conf/page from any cwd. */
+        const char *slash = strrchr(conf->file, '/');
+        char cwd[4096] = ".", *abs;
+        size_t n = slash ? (size_t)(slash - conf->file) : 0;
+        if (conf->file[0] != '/' && getcwd(cwd, sizeof(cwd)) == NULL)
+            strcpy(cwd, ".");
+        if ((abs = conf_arena_alloc(conf, strlen(cwd) + n + strlen(conf->page_dir) + 3)) != NULL) {
+            if (conf->file[0] == '/')
+                sprintf(abs, "%.*s/%s", (int)n, conf->file, conf->page_dir);
+            else if (n > 0)
+                sprintf(abs, "%s/%.*s/%s", cwd, (int)n, conf->file, conf->page_dir);
+            else
+                sprintf(abs, "%s/%s", cwd, conf->page_dir);
+            conf->page_dir = abs;
+        }
+    }
     if (conf->execute_timeout > conf->execute_max_timeout)
         conf_add_error(c, 0, 0, "execute.timeout is longer than execute.max_timeout");
     if (conf->pid_file == NULL || conf->pid_file[0] != '/')

@@ -48,8 +48,8 @@ typedef struct sbx_language_s {
     char *file;     /* the code's file name in /tmp */
     char **command; /* the interpreter's argv; the file's path is appended */
     size_t ncommand;
-    char *image;    /* NULL: execute.image */
-    bool exec_tmp;  /* /tmp must allow exec (compiled languages); default noexec */
+    char *image;   /* NULL: execute.image */
+    bool exec_tmp; /* /tmp must allow exec (compiled languages); default noexec */
 } sbx_language_t;
 
 typedef struct sbx_conf_s {
@@ -97,6 +97,10 @@ typedef struct sbx_conf_s {
     uint64_t container_fsize; /* bytes */
 
     unsigned pool_size;
+
+    bool page_enabled;
+    char *page_dir;                 /* absolute: a relative one is resolved against the config file's folder */
+    unsigned status_memory_percent; /* /api/v1/status says open above this much host memory in use */
 
     bool execute_enabled;
     unsigned execute_per_ip_per_minute;

@@ -66,3 +66,16 @@ sbx_shm_unlock(sbx_shm_t *shm)
 {
     pthread_mutex_unlock(&shm->lock);
 }
+
+void
+sbx_hist_observe(sbx_hist_t *hist, uint64_t us)
+{
+    static const double bounds[] = SBX_HIST_BOUNDS;
+    size_t i = 0;
+
+    while (i < SBX_HIST_N && (double)us / 1e6 > bounds[i])
+        i++;
+    __atomic_add_fetch(&hist->buckets[i], 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&hist->count, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&hist->sum_us, us, __ATOMIC_RELAXED);
+}

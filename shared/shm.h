@@ -24,12 +24,42 @@
 
 #define SBX_SHM_MAGIC 0x73627864u /* "sbxd" */
 
-/* Process-wide counters shown by /health and /metrics. */
+/* Upper bounds (seconds) of the latency histograms' buckets; one more bucket counts the rest (+Inf). */
+#define SBX_HIST_BOUNDS                                                                                                            \
+    {                                                                                                                              \
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10                                                                    \
+    }
+#define SBX_HIST_N 11
+
+typedef struct sbx_hist_s {
+    uint64_t buckets[SBX_HIST_N + 1]; /* not cumulative: /metrics adds them up */
+    uint64_t count;
+    uint64_t sum_us;
+} sbx_hist_t;
+
+/* Server-wide counters shown by /metrics, added to by every worker (atomically, without the lock). */
 typedef struct sbx_shm_stats_s {
     uint64_t requests;
     uint64_t worker_restarts;
     uint64_t reloads;
+    uint64_t sessions_created;
+    uint64_t rejected_rate;
+    uint64_t rejected_capacity;
+    uint64_t rejected_auth;
+    uint64_t rejected_docker;
+    uint64_t rejected_redis;
+    uint64_t ws_opened;
+    int64_t ws_open;
+    uint64_t ws_bytes_in;
+    uint64_t ws_bytes_out;
+    uint64_t redis_errors;
+    uint64_t executes;
+    sbx_hist_t container_start; /* create + start of a sandbox */
+    sbx_hist_t docker_call;     /* every Engine API call */
 } sbx_shm_stats_t;
+
+/* Records one observation of seconds (given in microseconds) in hist. */
+void sbx_hist_observe(sbx_hist_t *hist, uint64_t us);
 
 typedef struct sbx_shm_s {
     uint32_t magic;
@@ -68,6 +98,7 @@ void sbx_shm_lock(sbx_shm_t *shm);
 void sbx_shm_unlock(sbx_shm_t *shm);
 
 #define sbx_shm_count(shm, field) __atomic_add_fetch(&(shm)->stats.field, 1, __ATOMIC_RELAXED)
+#define sbx_shm_add(shm, field, n) __atomic_add_fetch(&(shm)->stats.field, (n), __ATOMIC_RELAXED)
 #define sbx_shm_read(shm, field) __atomic_load_n(&(shm)->stats.field, __ATOMIC_RELAXED)
 
 #endif

@@ -63,6 +63,7 @@ on_req_dispose(void *p)
 static int
 unauthorized(h2o_req_t *req)
 {
+    sbx_shm_count(sbx_worker.shm, rejected_auth);
     return sbx_reply_error(req, 401, "Unauthorized", "Missing or invalid API key", 0);
 }
 
@@ -207,6 +208,7 @@ on_sandbox(void *data, const sbx_sandbox_result_t *res)
 
     sbx_token_redact(op->id, rid, sizeof(rid));
     if (res->container == NULL) {
+        sbx_shm_count(sbx_worker.shm, rejected_docker);
         release_slot(op, true);
         if (op->req != NULL)
             sbx_reply_error(op->req, 503, "ServiceUnavailable", res->error, 10);
@@ -231,6 +233,7 @@ on_sandbox(void *data, const sbx_sandbox_result_t *res)
     }
     sbx_log_info("session created", "session=%s ip=%s environment=%s container=%.12s create_ms=%llu start_ms=%llu", rid, op->ip,
                  op->env->name, res->container, (unsigned long long)res->create_ms, (unsigned long long)res->start_ms);
+    sbx_shm_count(sbx_worker.shm, sessions_created);
     respond_created(op, &copy);
     op_free(op);
 }
@@ -240,6 +243,7 @@ deny(h2o_req_t *req, int code, unsigned retry_after, const char *ip)
 {
     char msg[160];
 
+    sbx_shm_count(sbx_worker.shm, rejected_rate);
     switch (code) {
     case SBX_DENY_CONCURRENT:
         snprintf(msg, sizeof(msg), "Too many active sessions from your address (at most %u at a time)",
@@ -250,6 +254,8 @@ deny(h2o_req_t *req, int code, unsigned retry_after, const char *ip)
                  sbx_worker.conf->per_ip_per_hour);
         break;
     default:
+        __atomic_sub_fetch(&sbx_worker.shm->stats.rejected_rate, 1, __ATOMIC_RELAXED); /* counted as capacity instead */
+        sbx_shm_count(sbx_worker.shm, rejected_capacity);
         sbx_log_warn("session refused: capacity full", "ip=%s", ip);
         return sbx_reply_error(req, 503, "ServiceUnavailable", "The sandbox service is at capacity; try again shortly",
                                retry_after);
@@ -284,6 +290,7 @@ on_admitted(void *data, int verdict, unsigned retry_after, const char *error)
     release_slot(op, true);
     if (op->req != NULL) {
         if (verdict == SBX_ERROR) {
+            sbx_shm_count(sbx_worker.shm, rejected_redis);
             snprintf(msg, sizeof(msg), "Redis is unavailable: %s", error ? error : "no answer");
             sbx_reply_error(op->req, 503, "ServiceUnavailable", msg, 5);
         } else {
@@ -348,6 +355,7 @@ sbx_api_sessions_create(h2o_req_t *req)
         char msg[256];
         json_decref(body);
         snprintf(msg, sizeof(msg), "Redis is unavailable: %s", sbx_registry_error());
+        sbx_shm_count(sbx_worker.shm, rejected_redis);
         return sbx_reply_error(req, 503, "ServiceUnavailable", msg, 5);
     }
     if (!use_redis)

@@ -64,6 +64,8 @@ finish(sbx_docker_call_t *call, int status, const char *error, const char *body,
 {
     sbx_docker_result_t res = {status, error, body != NULL ? body : "", len, sbx_time_mono_ms() - call->started};
 
+    sbx_hist_observe(&sbx_worker.shm->stats.docker_call, res.elapsed_ms * 1000);
+
     if (call->hijack_cb != NULL)
         call->hijack_cb(call->data, NULL, error != NULL ? error : "unexpected answer to an attach");
     else

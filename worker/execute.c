@@ -404,6 +404,7 @@ sbx_api_execute(h2o_req_t *req)
     run->req = req;
     run->lang = lang;
     run->t0 = sbx_time_mono_ms();
+    sbx_shm_count(sbx_worker.shm, executes);
     run->timeout_ms = json_is_number(jtimeout) ? (uint64_t)json_number_value(jtimeout) : conf->execute_timeout;
     run->ref = h2o_mem_alloc_shared(&req->pool, sizeof(run_ref_t), on_dispose);
     run->ref->run = run;

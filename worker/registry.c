@@ -186,7 +186,10 @@ on_admit(void *data, redisReply *reply, const char *error)
         long long code = reply->element[0]->integer;
         retry = (unsigned)reply->element[1]->integer;
         verdict = code == 0 ? SBX_OK : code == 1 ? SBX_DENY_CONCURRENT : code == 2 ? SBX_DENY_HOURLY : SBX_DENY_CAPACITY;
-    } else if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+    } else {
+        sbx_shm_count(sbx_worker.shm, redis_errors);
+    }
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
         sbx_log_error("redis admission script failed", "error=%s", reply->str);
         error = "the admission script failed";
     }
@@ -233,6 +236,8 @@ on_done(void *data, redisReply *reply, const char *error)
 {
     const char *what = data;
 
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        sbx_shm_count(sbx_worker.shm, redis_errors);
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR)
         sbx_log_warn("redis registry update failed", "what=%s error=%s", what, reply ? reply->str : error);
 }

@@ -3,6 +3,7 @@
  * the route by method and path; each route lives in its own file:
  *
  *   GET  /health                         health.c
+ *   GET  /metrics, /api/v1/status        metrics.c
  *   GET  /api/v1/environments            api_sessions.c
  *   POST /api/v1/sessions                api_sessions.c
  *   GET  /api/v1/sessions/:id            api_sessions.c
@@ -82,6 +83,11 @@ sbx_router_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (is(path, "/health")) {
         if (is(req->method, "GET") || is(req->method, "HEAD"))
             return sbx_health_get(req);
+        return wrong_method(req, "GET");
+    }
+    if (is(path, "/metrics") || is(path, API "/status")) {
+        if (is(req->method, "GET") || is(req->method, "HEAD"))
+            return path.len == sizeof("/metrics") - 1 ? sbx_metrics_get(req) : sbx_status_get(req);
         return wrong_method(req, "GET");
     }
     if (is(path, API "/sessions")) {

@@ -52,6 +52,7 @@ on_started(void *data, const sbx_docker_result_t *res)
 
     op->start_ms = res->elapsed_ms;
     if (res->status == 204 || res->status == 304) {
+        sbx_hist_observe(&sbx_worker.shm->stats.container_start, (op->create_ms + op->start_ms) * 1000);
         acquire_done(op, true);
         return;
     }

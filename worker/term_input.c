@@ -127,6 +127,7 @@ input(sbx_terminal_t *t, const char *data, size_t len)
         return;
     }
     sbx_registry_activity(t->slot);
+    sbx_shm_add(sbx_worker.shm, ws_bytes_in, len);
     term_write(t, data, len);
 }
 

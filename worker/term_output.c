@@ -107,6 +107,7 @@ static void
 forward(sbx_terminal_t *t, const char *data, size_t len)
 {
     ring_append(t, data, len);
+    sbx_shm_add(sbx_worker.shm, ws_bytes_out, len);
     emit(t, data, len);
 }
 

@@ -50,6 +50,7 @@ term_destroy(sbx_timer_t *timer)
     free(t->writing);
     free(t->outbuf);
     sbx_worker.terminals--;
+    sbx_shm_add(sbx_worker.shm, ws_open, -1);
     free(t);
 }
 
@@ -308,6 +309,8 @@ sbx_terminal_open(h2o_req_t *req, const char *id)
     t->ws = h2o_upgrade_to_websocket(req, client_key, t, term_on_message);
     term_install_frame_check(t);
     sbx_worker.terminals++;
+    sbx_shm_count(sbx_worker.shm, ws_opened);
+    sbx_shm_add(sbx_worker.shm, ws_open, 1);
     term_send_json(t, json_pack("{s:s, s:s}", "type", "connected", "sessionId", id));
     snprintf(path, sizeof(path), SBX_DOCKER_API "/containers/%s/attach?stream=1&stdin=1&stdout=1&stderr=1", t->container);
     if ((t->attach = sbx_docker_hijack(path, ATTACH_TIMEOUT, on_attached, t)) == NULL)

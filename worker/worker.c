@@ -181,10 +181,23 @@ setup_h2o(const int *fds, size_t nfds)
     hc->server_name = h2o_iovec_init(H2O_STRLIT("sandboxd"));
     hc->max_request_entity_size = MAX_REQUEST_BODY;
     host = h2o_config_register_host(hc, h2o_iovec_init(H2O_STRLIT("default")), 65535);
-    path = h2o_config_register_path(host, "/", 0);
-    if ((handler = h2o_create_handler(path, sizeof(*handler))) == NULL)
-        return SBX_ERROR;
-    handler->on_req = sbx_router_on_req;
+    /*
+     * The API and the endpoints go to our router; everything else is the terminal page's files
+     * (h2o's file handler), or the router's 404 when the page is switched off.
+     */
+    static const char *const routed[] = {"/api", "/health", "/metrics", "/execute"};
+    for (size_t i = 0; i < sbx_nelems(routed) + 1; i++) {
+        bool root = i == sbx_nelems(routed);
+        path = h2o_config_register_path(host, root ? "/" : routed[i], 0);
+        if (root && sbx_worker.conf->page_enabled) {
+            static const char *index_files[] = {"index.html", NULL};
+            h2o_file_register(path, sbx_worker.conf->page_dir, index_files, NULL, 0);
+            continue;
+        }
+        if ((handler = h2o_create_handler(path, sizeof(*handler))) == NULL)
+            return SBX_ERROR;
+        handler->on_req = sbx_router_on_req;
+    }
 
     sbx_worker.loop = h2o_evloop_create();
     h2o_context_init(&sbx_worker.ctx, sbx_worker.loop, hc);

@@ -56,6 +56,10 @@ int sbx_api_sessions_get(h2o_req_t *req, const char *id);
 int sbx_api_sessions_delete(h2o_req_t *req, const char *id, bool from_beacon);
 int sbx_api_environments(h2o_req_t *req);
 
+/* metrics.c: GET /metrics (Prometheus) and GET /api/v1/status. */
+int sbx_metrics_get(h2o_req_t *req);
+int sbx_status_get(h2o_req_t *req);
+
 /* execute.c: POST /api/v1/execute, one-shot runs. */
 int sbx_api_execute(h2o_req_t *req);
 
