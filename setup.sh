@@ -14,6 +14,7 @@ PACKAGES=(
     redis-server redis-tools docker.io runsc                          # services
     busybox-static debootstrap gcc libc6-dev jq curl                  # images (docker/)
     perl libjson-pp-perl libprotocol-websocket-perl wrk               # tests and bench
+    nodejs npm chromium caddy prometheus systemd man-db               # page, browser test, ops tests
 )
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -28,6 +29,14 @@ install_packages() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_page() {
+    # xterm.js for the terminal page comes from npm, never copied into the repo.
+    [ -f conf/page/package.json ] || return 0
+    [ -d conf/page/node_modules/@xterm/xterm ] && [ conf/page/node_modules -nt conf/page/package.json ] && return 0
+    say "npm install for the terminal page (conf/page)"
+    npm install --no-audit --no-fund --loglevel=error --prefix conf/page
 }
 
 build() {
@@ -61,6 +70,7 @@ setup() {
     [ "$(id -u)" = 0 ] || { say "run as root (it installs packages and starts dockerd)" >&2; exit 1; }
     install_packages
     build
+    install_page
     raise_pid_max
     start_redis
     docker/engine-up.sh
