@@ -18,7 +18,7 @@ is($h->{containers}, 0, 'no containers before any session');
 like($h->{uptime}, qr/^(\d+h)?(\d+m)?\d+s$/, 'uptime reads like 2h15m30s');
 like($h->{timestamp}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'timestamp is ISO-8601');
 
-$r = http_get($s->url('/no/such/route'));
+$r = http_get($s->url('/api/v1/no/such/route'));
 is($r->{status}, 404, 'unknown route is 404');
 is($r->{headers}{'content-type'}, 'application/json', '404 is JSON');
 my $e = json_decode($r->{content});

@@ -112,14 +112,14 @@ sbx_container_spec(const sbx_conf_t *conf, const sbx_environment_t *env, const c
     /* A session's /tmp allows exec: a shell user builds and runs things there. */
     return json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o, s:o}", "Image", env->image, "User",
                      env->user != NULL ? env->user : SANDBOX_UID ":" SANDBOX_UID, "WorkingDir",
-                     env->workdir != NULL ? env->workdir : SANDBOX_HOME, "Tty", 1, "OpenStdin", 1, "StdinOnce", 0,
-                     "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1, "NetworkDisabled", 1, "Env", envv, "Labels",
+                     env->workdir != NULL ? env->workdir : SANDBOX_HOME, "Tty", 1, "OpenStdin", 1, "StdinOnce", 0, "AttachStdin", 1,
+                     "AttachStdout", 1, "AttachStderr", 1, "NetworkDisabled", 1, "Env", envv, "Labels",
                      labels(conf, id, kind, env->name, created_ms), "HostConfig", host_config(conf, runtime, true, true));
 }
 
 json_t *
-sbx_container_execute_spec(const sbx_conf_t *conf, const sbx_language_t *lang, const char *code, const char *input,
-                           const char *id, uint64_t created_ms)
+sbx_container_execute_spec(const sbx_conf_t *conf, const sbx_language_t *lang, const char *code, const char *input, const char *id,
+                           uint64_t created_ms)
 {
     /*
      * The snippet and its stdin travel in the environment (an argument or variable may be 128 KiB;
