@@ -24,9 +24,11 @@ my $ws = ws($id, '?cols=100&rows=30', { Origin => 'https://app.example' });
 ok($ws, 'WebSocket upgrade from an allowed origin');
 my $m = $ws->wait_msg('connected');
 is($m && $m->{sessionId}, $id, 'first message: connected with the session id');
+$ws->send_text("echo typed-early-\$FOO\r"); # before initComplete: must wait for the init step, then show
 $m = $ws->wait_msg('initComplete', 20);
 ok($m && $m->{success}, 'initComplete after the init commands, success true');
-unlike($ws->{out}, qr/from-init/, 'init commands and their echo are not shown');
+unlike($ws->{out}, qr/export FOO/, 'init commands and their echo are not shown');
+ok($ws->read_until(qr/typed-early-from-init/), 'keystrokes typed before initComplete run after the init commands, and show');
 
 $ws->send_text("echo hello\r");
 ok($ws->read_until(qr/\r\nhello\r\n/), 'raw text frame: typing echo hello prints hello');

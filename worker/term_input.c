@@ -50,12 +50,6 @@ write_next(sbx_terminal_t *t)
 }
 
 void
-term_input_flush(sbx_terminal_t *t)
-{
-    write_next(t);
-}
-
-void
 term_write(sbx_terminal_t *t, const char *data, size_t len)
 {
     if (t->inlen + len > TERM_INPUT_MAX) {
@@ -128,6 +122,17 @@ input(sbx_terminal_t *t, const char *data, size_t len)
     }
     sbx_registry_activity(t->slot);
     sbx_shm_add(sbx_worker.shm, ws_bytes_in, len);
+    if (t->state == TERM_ATTACHING || t->state == TERM_INIT) {
+        /* Typed too early: it would run before the init commands and its echo would be hidden with theirs. */
+        char *p = t->nheld + len <= TERM_INPUT_MAX ? realloc(t->held, t->nheld + len) : NULL;
+        if (p == NULL) {
+            term_close(t, 1008, "Input flood", "Input is arriving faster than the sandbox reads it");
+            return;
+        }
+        memcpy(p + t->nheld, data, len);
+        t->held = p, t->nheld += len;
+        return;
+    }
     term_write(t, data, len);
 }
 

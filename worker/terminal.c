@@ -49,6 +49,7 @@ term_destroy(sbx_timer_t *timer)
     free(t->inbuf);
     free(t->writing);
     free(t->outbuf);
+    free(t->held);
     sbx_worker.terminals--;
     sbx_shm_add(sbx_worker.shm, ws_open, -1);
     free(t);
@@ -148,6 +149,11 @@ term_init_finished(sbx_terminal_t *t, bool success)
         return;
     t->state = TERM_READY;
     term_send_json(t, json_pack("{s:s, s:b}", "type", "initComplete", "success", success));
+    if (t->nheld > 0) {
+        term_write(t, t->held, t->nheld);
+        free(t->held);
+        t->held = NULL, t->nheld = 0;
+    }
 }
 
 static void
@@ -222,7 +228,6 @@ on_attached(void *data, h2o_socket_t *sock, const char *error)
     if (t->state == TERM_CLOSING)
         return;
     term_resize(t, t->rows, t->cols);
-    term_input_flush(t); /* keystrokes typed while we attached */
     sbx_shm_lock(sbx_worker.shm);
     if (term_current(t) && !s->init_done) {
         /*

@@ -64,7 +64,9 @@ typedef struct sbx_terminal_s {
     /* Input waiting for the attach socket (one write in flight at a time). */
     char *inbuf;
     size_t inlen, incap;
-    char *writing;      /* the buffer being written */
+    char *writing; /* the buffer being written */
+    char *held;    /* keystrokes typed before the hidden init step ended: sent after it, in order */
+    size_t nheld;
     size_t frame_total; /* bytes of the message being received, over its fragments */
     unsigned violations;
 
@@ -104,7 +106,6 @@ void term_init_run(sbx_terminal_t *t, const char *commands, uint64_t timeout_ms)
 void term_on_message(h2o_websocket_conn_t *ws, const struct wslay_event_on_msg_recv_arg *arg);
 void term_install_frame_check(sbx_terminal_t *t);
 void term_write(sbx_terminal_t *t, const char *data, size_t len);
-void term_input_flush(sbx_terminal_t *t);
 void term_resize(sbx_terminal_t *t, unsigned rows, unsigned cols);
 
 #endif
