@@ -303,87 +303,78 @@ sbx_registry_activity(int slot)
     sbx_registry_touch(slot, now);
 }
 
+/* A transaction: its commands go out as MULTI ... EXEC in consecutive calls, so no other falls inside (redis.h). */
+typedef struct {
+    args_t cmd[6];
+    int n;
+} batch_t;
+
+static args_t *
+next(batch_t *b)
+{
+    return &b->cmd[b->n++];
+}
+
+static void
+batch_send(batch_t *b, const char *what)
+{
+    args_t edge = {0};
+
+    add(&edge, "MULTI");
+    rsend(&edge, on_done, (void *)what);
+    for (int i = 0; i < b->n; i++)
+        rsend(&b->cmd[i], on_done, (void *)what);
+    edge.argc = 0, edge.used = 0;
+    add(&edge, "EXEC");
+    rsend(&edge, on_done, (void *)what);
+    free(b);
+}
+
 void
 sbx_registry_refund(const sbx_session_t *s)
 {
-    args_t *a = calloc(1, sizeof(*a));
+    batch_t *b = calloc(1, sizeof(*b));
+    args_t *a;
 
-    if (a == NULL)
+    if (b == NULL)
         return;
-    /* One MULTI block: consecutive calls, so no other command falls inside it (redis.h). */
-    add(a, "MULTI");
-    rsend(a, on_done, "refund");
-    a->argc = 0, a->used = 0;
-    add(a, "DEL"), addf(a, "sandboxd:session:%s", s->id);
-    rsend(a, on_done, "refund");
-    a->argc = 0, a->used = 0;
-    add(a, "SREM"), addf(a, "sandboxd:ip:%s:active", s->ip), add(a, s->id);
-    rsend(a, on_done, "refund");
-    a->argc = 0, a->used = 0;
-    add(a, "ZREM"), addf(a, "sandboxd:ip:%s:created", s->ip), add(a, s->id);
-    rsend(a, on_done, "refund");
-    a->argc = 0, a->used = 0;
-    add(a, "SREM"), addf(a, "sandboxd:host:%s:sessions", sbx_worker.conf->host_id), add(a, s->id);
-    rsend(a, on_done, "refund");
-    a->argc = 0, a->used = 0;
-    add(a, "EXEC");
-    rsend(a, on_done, "refund");
-    free(a);
+    a = next(b), add(a, "DEL"), addf(a, "sandboxd:session:%s", s->id);
+    a = next(b), add(a, "SREM"), addf(a, "sandboxd:ip:%s:active", s->ip), add(a, s->id);
+    a = next(b), add(a, "ZREM"), addf(a, "sandboxd:ip:%s:created", s->ip), add(a, s->id);
+    a = next(b), add(a, "SREM"), addf(a, "sandboxd:host:%s:sessions", sbx_worker.conf->host_id), add(a, s->id);
+    batch_send(b, "refund");
 }
 
 void
 sbx_registry_end(const char *id, const char *ip)
 {
-    args_t *a = calloc(1, sizeof(*a));
+    batch_t *b = calloc(1, sizeof(*b));
+    args_t *a;
 
-    if (a == NULL)
+    if (b == NULL)
         return;
-    add(a, "MULTI");
-    rsend(a, on_done, "end");
-    a->argc = 0, a->used = 0;
-    add(a, "DEL"), addf(a, "sandboxd:session:%s", id);
-    rsend(a, on_done, "end");
-    a->argc = 0, a->used = 0;
-    if (ip != NULL && ip[0] != '\0') { /* unknown ip (a session of another host): admission prunes it later */
-        add(a, "SREM"), addf(a, "sandboxd:ip:%s:active", ip), add(a, id);
-        rsend(a, on_done, "end");
-        a->argc = 0, a->used = 0;
-    }
-    add(a, "SREM"), addf(a, "sandboxd:host:%s:sessions", sbx_worker.conf->host_id), add(a, id);
-    rsend(a, on_done, "end");
-    a->argc = 0, a->used = 0;
-    add(a, "EXEC");
-    rsend(a, on_done, "end");
-    free(a);
+    a = next(b), add(a, "DEL"), addf(a, "sandboxd:session:%s", id);
+    /* An unknown ip (a session of another host) is left to admission, which prunes ended ids. */
+    if (ip != NULL && ip[0] != '\0')
+        a = next(b), add(a, "SREM"), addf(a, "sandboxd:ip:%s:active", ip), add(a, id);
+    a = next(b), add(a, "SREM"), addf(a, "sandboxd:host:%s:sessions", sbx_worker.conf->host_id), add(a, id);
+    batch_send(b, "end");
 }
 
 void
 sbx_registry_resync(const sbx_session_t *s, int slot)
 {
-    args_t *a = calloc(1, sizeof(*a));
+    batch_t *b = calloc(1, sizeof(*b));
+    args_t *a;
 
-    if (a == NULL)
+    if (b == NULL)
         return;
-    add(a, "MULTI");
-    rsend(a, on_done, "resync");
-    a->argc = 0, a->used = 0;
-    add(a, "HSET"), addf(a, "sandboxd:session:%s", s->id);
-    add_fields(a, s, "running");
-    rsend(a, on_done, "resync");
-    a->argc = 0, a->used = 0;
-    add(a, "PEXPIRE"), addf(a, "sandboxd:session:%s", s->id), addu(a, sbx_worker.conf->idle_timeout);
-    rsend(a, on_done, "resync");
-    a->argc = 0, a->used = 0;
-    add(a, "SADD"), addf(a, "sandboxd:ip:%s:active", s->ip), add(a, s->id);
-    rsend(a, on_done, "resync");
-    a->argc = 0, a->used = 0;
-    add(a, "SADD"), addf(a, "sandboxd:host:%s:sessions", sbx_worker.conf->host_id), add(a, s->id);
-    rsend(a, on_done, "resync");
-    a->argc = 0, a->used = 0;
-    add(a, "EXEC");
-    rsend(a, on_done, "resync");
+    a = next(b), add(a, "HSET"), addf(a, "sandboxd:session:%s", s->id), add_fields(a, s, "running");
+    a = next(b), add(a, "PEXPIRE"), addf(a, "sandboxd:session:%s", s->id), addu(a, sbx_worker.conf->idle_timeout);
+    a = next(b), add(a, "SADD"), addf(a, "sandboxd:ip:%s:active", s->ip), add(a, s->id);
+    a = next(b), add(a, "SADD"), addf(a, "sandboxd:host:%s:sessions", sbx_worker.conf->host_id), add(a, s->id);
+    batch_send(b, "resync");
     __atomic_store_n(&sbx_sessions_slot(sbx_worker.shm, slot)->redis_written, sbx_time_wall_ms(), __ATOMIC_RELAXED);
-    free(a);
 }
 
 typedef struct {

@@ -56,19 +56,8 @@ term_write(sbx_terminal_t *t, const char *data, size_t len)
         term_close(t, 1008, "Input flood", "Input is arriving faster than the sandbox reads it");
         return;
     }
-    if (t->inlen + len > t->incap) {
-        size_t cap = t->incap ? t->incap : 1024;
-        while (cap < t->inlen + len)
-            cap *= 2;
-        char *p = realloc(t->inbuf, cap);
-        if (p == NULL)
-            return;
-        t->inbuf = p;
-        t->incap = cap;
-    }
-    memcpy(t->inbuf + t->inlen, data, len);
-    t->inlen += len;
-    write_next(t);
+    if (term_buf_append(&t->inbuf, &t->inlen, &t->incap, data, len, 1024))
+        write_next(t);
 }
 
 /* Enter presses in data: "\r", "\n" and "\r\n" each count once. */
@@ -124,13 +113,8 @@ input(sbx_terminal_t *t, const char *data, size_t len)
     sbx_shm_add(sbx_worker.shm, ws_bytes_in, len);
     if (t->state == TERM_ATTACHING || t->state == TERM_INIT) {
         /* Typed too early: it would run before the init commands and its echo would be hidden with theirs. */
-        char *p = t->nheld + len <= TERM_INPUT_MAX ? realloc(t->held, t->nheld + len) : NULL;
-        if (p == NULL) {
+        if (t->nheld + len > TERM_INPUT_MAX || !term_buf_append(&t->held, &t->nheld, &t->heldcap, data, len, 1024))
             term_close(t, 1008, "Input flood", "Input is arriving faster than the sandbox reads it");
-            return;
-        }
-        memcpy(p + t->nheld, data, len);
-        t->held = p, t->nheld += len;
         return;
     }
     term_write(t, data, len);

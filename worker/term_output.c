@@ -66,21 +66,8 @@ term_output_push(sbx_terminal_t *t)
 static void
 emit(sbx_terminal_t *t, const char *data, size_t len)
 {
-    if (len == 0) /* nothing to add (and outbuf may not exist yet: memcpy from or to NULL is undefined) */
-        return;
-    if (t->outlen + len > t->outcap) {
-        size_t cap = t->outcap ? t->outcap : 16384;
-        while (cap < t->outlen + len)
-            cap *= 2;
-        char *p = realloc(t->outbuf, cap);
-        if (p == NULL)
-            return;
-        t->outbuf = p;
-        t->outcap = cap;
-    }
-    memcpy(t->outbuf + t->outlen, data, len);
-    t->outlen += len;
-    term_output_push(t);
+    if (term_buf_append(&t->outbuf, &t->outlen, &t->outcap, data, len, 16384))
+        term_output_push(t);
 }
 
 static void

@@ -26,6 +26,25 @@
 
 static void on_tick(sbx_timer_t *timer);
 
+bool
+term_buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n, size_t min_cap)
+{
+    if (n == 0) /* nothing to add, and *buf may not exist yet: memcpy to NULL is undefined even for 0 bytes */
+        return true;
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : min_cap;
+        while (c < *len + n)
+            c *= 2;
+        char *p = realloc(*buf, c);
+        if (p == NULL)
+            return false;
+        *buf = p, *cap = c;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return true;
+}
+
 static void
 term_destroy(sbx_timer_t *timer)
 {
@@ -152,7 +171,7 @@ term_init_finished(sbx_terminal_t *t, bool success)
     if (t->nheld > 0) {
         term_write(t, t->held, t->nheld);
         free(t->held);
-        t->held = NULL, t->nheld = 0;
+        t->held = NULL, t->nheld = t->heldcap = 0;
     }
 }
 

@@ -66,7 +66,7 @@ typedef struct sbx_terminal_s {
     size_t inlen, incap;
     char *writing; /* the buffer being written */
     char *held;    /* keystrokes typed before the hidden init step ended: sent after it, in order */
-    size_t nheld;
+    size_t nheld, heldcap;
     size_t frame_total; /* bytes of the message being received, over its fragments */
     unsigned violations;
 
@@ -88,6 +88,8 @@ typedef struct sbx_terminal_s {
 } sbx_terminal_t;
 
 /* terminal.c */
+/* Appends data to a growable buffer (doubling from min_cap); returns false, buffer unchanged, when out of memory. */
+bool term_buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n, size_t min_cap);
 void term_close(sbx_terminal_t *t, uint16_t code, const char *reason, const char *error);
 void term_send_json(sbx_terminal_t *t, json_t *msg);
 void term_flush(sbx_terminal_t *t);
