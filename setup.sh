@@ -14,8 +14,10 @@ PACKAGES=(
     redis-server redis-tools docker.io runsc                          # services
     busybox-static debootstrap gcc libc6-dev jq curl                  # images (docker/)
     perl libjson-pp-perl libprotocol-websocket-perl wrk               # tests and bench
-    nodejs npm chromium caddy prometheus systemd man-db               # page, browser test, ops tests
+    chromium caddy prometheus systemd man-db                          # page, browser test, ops tests
 )
+# Node.js and npm: this machine image ships its own (Debian's npm would conflict with it); Debian's otherwise.
+command -v node >/dev/null && command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 say() { printf 'setup: %s\n' "$*"; }
 
