@@ -140,9 +140,5 @@ ok(wait_until(5, sub { health_containers($s) == 0 }), 'dead container: /health c
 ok(wait_until(20, sub { !docker_exists($young) }), 'the young orphan is removed once past the grace period');
 ok(docker_exists($foreign), 'the other host\'s container is still there');
 
-cleanup_sessions($s);
-is($s->stop, 0, 'server stops with status 0');
-$s->check_log_clean;
-is(scalar(() = $s->containers), 0, 'no container left behind');
-diag_log($s);
+finish_server($s);
 done_testing;

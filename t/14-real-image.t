@@ -45,9 +45,5 @@ my ($dst) = delete_session($s, $sid);
 is($dst, 200, 'DELETE is 200');
 ok(!docker_exists($cid // 'none'), 'the container is gone');
 
-cleanup_sessions($s);
-is($s->stop, 0, 'server stops with status 0');
-$s->check_log_clean;
-is(scalar(() = $s->containers), 0, 'no container left behind');
-diag_log($s);
+finish_server($s);
 done_testing;

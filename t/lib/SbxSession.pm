@@ -14,7 +14,7 @@ use Time::HiRes qw(time);
 use SbxTest;
 
 our @EXPORT = qw(api create_session get_session delete_session session_container docker_inspect
-  docker_exists docker_cmd docker_timeout health_containers busybox_yaml diag_log cleanup_sessions raw_http);
+  docker_exists docker_cmd docker_timeout health_containers busybox_yaml diag_log cleanup_sessions raw_http finish_server);
 
 # The small test image, so each create costs ~0.4 s under runsc.
 sub busybox_yaml { "docker: {image: sandboxd/test:busybox}\n" }
@@ -152,6 +152,17 @@ sub diag_log {
     my ($s) = @_;
     my $ok = Test::More->builder->is_passing;
     diag("server log ($s->{log}):\n" . $s->log_text) unless $ok;
+}
+
+# The end of every session test file: delete what it made, stop the server
+# (status 0), and check the log and that no container is left.
+sub finish_server {
+    my ($s) = @_;
+    cleanup_sessions($s);
+    is($s->stop, 0, 'server stops with status 0');
+    $s->check_log_clean;
+    is(scalar(() = $s->containers), 0, 'no container left behind');
+    diag_log($s);
 }
 
 1;
