@@ -294,6 +294,21 @@ conf_scalar_list(ctx_t *c, yaml_node_t *node, const conf_key_t *k, size_t *count
     return out;
 }
 
+void
+conf_each_field(ctx_t *c, yaml_node_t *map, conf_field_fn fn, void *item)
+{
+    yaml_node_pair_t *pair;
+
+    for (pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+        yaml_node_t *kn = yaml_document_get_node(c->doc, pair->key);
+        if (kn->type != YAML_SCALAR_NODE) {
+            node_error(c, kn, "keys must be plain names");
+            continue;
+        }
+        fn(c, item, (const char *)kn->data.scalar.value, yaml_document_get_node(c->doc, pair->value), kn);
+    }
+}
+
 static int
 set_listen(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
 {

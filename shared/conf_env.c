@@ -89,6 +89,12 @@ env_field(ctx_t *c, sbx_environment_t *e, const char *name, yaml_node_t *v, yaml
     return SBX_ERROR;
 }
 
+static void
+env_field_cb(ctx_t *c, void *item, const char *name, yaml_node_t *v, yaml_node_t *kn)
+{
+    env_field(c, item, name, v, kn); /* it reports its own errors */
+}
+
 int
 conf_set_environments(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
 {
@@ -108,20 +114,12 @@ conf_set_environments(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
     for (item = node->data.sequence.items.start; item < node->data.sequence.items.top; item++) {
         yaml_node_t *en = yaml_document_get_node(c->doc, *item);
         sbx_environment_t *e = &c->conf->environments[n];
-        yaml_node_pair_t *pair;
 
         if (en->type != YAML_MAPPING_NODE) {
             node_error(c, en, "%s: each environment is a mapping with at least a name", k->path);
             return SBX_ERROR;
         }
-        for (pair = en->data.mapping.pairs.start; pair < en->data.mapping.pairs.top; pair++) {
-            yaml_node_t *kn = yaml_document_get_node(c->doc, pair->key);
-            if (kn->type != YAML_SCALAR_NODE) {
-                node_error(c, kn, "keys must be plain names");
-                continue;
-            }
-            env_field(c, e, (const char *)kn->data.scalar.value, yaml_document_get_node(c->doc, pair->value), kn);
-        }
+        conf_each_field(c, en, env_field_cb, e);
         if (e->name == NULL || e->name[0] == '\0') {
             node_error(c, en, "%s: an environment needs a name", k->path);
             return SBX_ERROR;

@@ -57,6 +57,10 @@ bool conf_is_null(yaml_node_t *node);
 /* A sequence of scalars (a lone scalar is a list of one; null is empty) as an arena array. */
 char **conf_scalar_list(ctx_t *c, yaml_node_t *node, const conf_key_t *k, size_t *count, size_t max);
 
+/* Calls fn(c, item, key, value, keynode) for each key of the mapping map; a key that is not a plain name is an error. */
+typedef void (*conf_field_fn)(ctx_t *c, void *item, const char *key, yaml_node_t *value, yaml_node_t *keynode);
+void conf_each_field(ctx_t *c, yaml_node_t *map, conf_field_fn fn, void *item);
+
 /* conf_env.c */
 int conf_set_environments(ctx_t *c, yaml_node_t *node, const conf_key_t *k);
 int conf_set_languages(ctx_t *c, yaml_node_t *node, const conf_key_t *k);

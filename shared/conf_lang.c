@@ -46,8 +46,9 @@ plain_file_name(const char *s)
 }
 
 static void
-lang_field(ctx_t *c, sbx_language_t *l, const char *key, yaml_node_t *v, yaml_node_t *kn)
+lang_field(ctx_t *c, void *item, const char *key, yaml_node_t *v, yaml_node_t *kn)
 {
+    sbx_language_t *l = item;
     char path[96];
     const conf_key_t k = {.path = path};
     const char *s;
@@ -95,17 +96,12 @@ conf_set_languages(ctx_t *c, yaml_node_t *node, const conf_key_t *k)
     for (item = node->data.sequence.items.start; item < node->data.sequence.items.top; item++, n++) {
         yaml_node_t *ln = yaml_document_get_node(c->doc, *item);
         sbx_language_t *l = &c->conf->languages[n];
-        yaml_node_pair_t *pair;
 
         if (ln->type != YAML_MAPPING_NODE) {
             node_error(c, ln, "%s: each language is a mapping with name, file and command", k->path);
             return SBX_ERROR;
         }
-        for (pair = ln->data.mapping.pairs.start; pair < ln->data.mapping.pairs.top; pair++) {
-            yaml_node_t *kn = yaml_document_get_node(c->doc, pair->key);
-            if (kn->type == YAML_SCALAR_NODE)
-                lang_field(c, l, (const char *)kn->data.scalar.value, yaml_document_get_node(c->doc, pair->value), kn);
-        }
+        conf_each_field(c, ln, lang_field, l);
         if (l->name == NULL || l->file == NULL || l->command == NULL) {
             node_error(c, ln, "%s: a language needs name, file and command", k->path);
             return SBX_ERROR;

@@ -195,6 +195,13 @@ test_errors(void)
     fails("environments:\n  - {name: a, defaultTimeout: 5}\n",
           "2:31: environments[a].defaultTimeout: 5 is out of range (1000..604800000 ms)", "defaultTimeout too small");
 
+    fails("execute:\n  languages:\n    - {[x]: 1, name: a, file: a.sh, command: [sh]}\n", "3:8: keys must be plain names",
+          "a language key that is not a name");
+    fails("environments:\n  - {[x]: 1, name: a}\n", "2:6: keys must be plain names", "an environment key that is not a name");
+    sbx_conf_t *bad = load("execute:\n  languages:\n    - {name: a, file: ../x, command: [sh]}\n", NULL);
+    ok(bad == NULL && strstr(err, ":3:23: execute.languages[a].file: \"../x\" must be a plain file name") != NULL,
+       "a language file with a path is refused at its position");
+
     sbx_conf_t *conf = load("workers: 0\nbogus: 1\nlog: {level: x}\n", NULL);
     char want[1024];
     snprintf(want, sizeof(want),
